@@ -1,0 +1,3 @@
+from sample_app.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from devops_agent.cli import entrypoint
+
+entrypoint()
