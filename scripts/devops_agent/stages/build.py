@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from devops_agent.core.command import (
 )
 from devops_agent.core.config import Config, config_path_for, load_config
 from devops_agent.core.errors import ConfigError, StageFailed
-from devops_agent.core.gha import Actions, get_bool_input, md_table
+from devops_agent.core.gha import Actions, get_bool_input, get_input, md_table
 from devops_agent.core.state import StateStore, state_dir
 from devops_agent.core.versioning import derive_version, git_branch, git_commit, read_git_state
 
@@ -331,6 +332,20 @@ def execute_build(
     return result
 
 
+def export_artifacts(result: BuildResult, app_dir: Path, out: Path) -> None:
+    """Copy artifacts + manifest into ``out`` (what CI uploads), re-checking each digest."""
+    out.mkdir(parents=True, exist_ok=True)
+    for artifact in result.artifacts:
+        target = out / artifact.name
+        shutil.copyfile(app_dir / artifact.path, target)
+        if sha256_file(target) != artifact.sha256:
+            raise StageFailed(
+                f"{artifact.name} changed while being copied to {out}",
+                "make sure nothing writes to the artifacts after the build",
+            )
+    shutil.copyfile(state_dir(app_dir) / MANIFEST, out / MANIFEST)
+
+
 def load_manifest(app_dir: Path) -> dict[str, Any]:
     """The last build's manifest, for later stages (sbom, sign, deploy)."""
     path = state_dir(app_dir) / MANIFEST
@@ -397,6 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = new_parser("build", "Run the build and test commands, digest the artifacts.")
         add_app_options(parser)
         parser.add_argument(
+            "--out",
+            metavar="DIR",
+            default=get_input("out", None) or None,
+            help="copy the artifacts and build-manifest.json into DIR (action input `out`)",
+        )
+        parser.add_argument(
             "--skip-tests",
             action="store_true",
             default=get_bool_input("skip-tests", None, default=False),
@@ -405,9 +426,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
         # JSON goes to stdout alone; human logs then go to stderr.
-        actions = Actions.from_env(stream=__import__("sys").stderr if args.json else None)
+        actions = Actions.from_env(stream=sys.stderr if args.json else None)
         ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
         result = execute_build(config, app_dir, actions, skip_tests=args.skip_tests)
+        if args.out:
+            export_artifacts(result, app_dir, Path(args.out))
         publish(result, ctx, config.app.name)
         return 0
 
