@@ -98,3 +98,13 @@ def test_installs_once_then_runs_subcommands(tmp_path: Path, sample_app: Path) -
     # The helper runs from this checkout (PYTHONPATH), not from an installed copy.
     where = run_stage(tmp_path, "config", "validate", str(sample_app / ".github" / "devops-agent.yml"))
     assert where.returncode == 0, where.stderr
+
+
+def test_preinstalled_venv_is_used_without_installing(tmp_path: Path, sample_app: Path) -> None:
+    proc = run_stage(tmp_path, "--version", DEVOPS_AGENT_VENV=sys.prefix)
+    assert proc.returncode == 0, proc.stderr
+    assert "installing" not in proc.stderr
+    assert not list((tmp_path / "runner-temp").iterdir())
+    bad = run_stage(tmp_path, "--version", DEVOPS_AGENT_VENV=str(tmp_path / "nope"))
+    assert bad.returncode == 2
+    assert "has no bin/python" in bad.stdout
