@@ -58,6 +58,172 @@ MIGRATIONS: list[str] = [
         UNIQUE (environment, digest, run_id)
     );
     """,
+    # 2: the local platform backend (devops_agent.platform.local): GitHub's objects, kept locally
+    """
+    CREATE TABLE platform_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE platform_branches (
+        name TEXT PRIMARY KEY,
+        sha TEXT NOT NULL,
+        protected INTEGER NOT NULL DEFAULT 0,
+        required_checks TEXT NOT NULL DEFAULT '[]',
+        commit_date REAL
+    );
+    CREATE TABLE platform_pulls (
+        number INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        state TEXT NOT NULL,
+        head_ref TEXT NOT NULL,
+        base_ref TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE platform_issues (
+        number INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT,
+        labels TEXT NOT NULL DEFAULT '[]',
+        assignees TEXT NOT NULL DEFAULT '[]',
+        key TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        closed_at REAL
+    );
+    CREATE INDEX platform_issues_key ON platform_issues(key);
+    CREATE TABLE platform_comments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        issue INTEGER NOT NULL REFERENCES platform_issues(number),
+        body TEXT NOT NULL,
+        author TEXT NOT NULL,
+        key TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE platform_labels (
+        name TEXT PRIMARY KEY,
+        color TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE platform_deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        task TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{}',
+        description TEXT NOT NULL DEFAULT '',
+        production INTEGER NOT NULL DEFAULT 0,
+        transient INTEGER NOT NULL DEFAULT 0,
+        key TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX platform_deployments_env ON platform_deployments(environment, sha);
+    CREATE TABLE platform_deployment_statuses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment_id INTEGER NOT NULL REFERENCES platform_deployments(id),
+        state TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        environment TEXT NOT NULL,
+        environment_url TEXT NOT NULL DEFAULT '',
+        log_url TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE platform_environments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE platform_reviewers (
+        type TEXT NOT NULL,
+        name TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        PRIMARY KEY (type, name)
+    );
+    CREATE TABLE platform_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workflow TEXT NOT NULL,
+        head_branch TEXT NOT NULL,
+        head_sha TEXT NOT NULL,
+        event TEXT NOT NULL,
+        status TEXT NOT NULL,
+        conclusion TEXT,
+        run_number INTEGER NOT NULL,
+        run_attempt INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE platform_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES platform_runs(id),
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        conclusion TEXT,
+        started_at REAL,
+        completed_at REAL
+    );
+    CREATE TABLE platform_pending (
+        run_id INTEGER NOT NULL REFERENCES platform_runs(id),
+        environment TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        PRIMARY KEY (run_id, environment)
+    );
+    CREATE TABLE platform_reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL,
+        environment TEXT NOT NULL,
+        state TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE platform_artifacts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        size_in_bytes INTEGER NOT NULL,
+        run_id INTEGER,
+        head_branch TEXT,
+        expired INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE platform_caches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        size_in_bytes INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        last_accessed_at REAL NOT NULL
+    );
+    CREATE TABLE platform_package_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner_kind TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        package_type TEXT NOT NULL,
+        package_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE platform_sarifs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        commit_sha TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        tool_name TEXT,
+        document BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE platform_attestations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject_digest TEXT NOT NULL,
+        bundle TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX platform_attestations_digest ON platform_attestations(subject_digest);
+    """,
 ]
 
 
