@@ -92,6 +92,19 @@ def with_key(body: str, key: str | None) -> str:
     return f"{body.rstrip()}\n\n{key_marker(key)}\n"
 
 
+def bundle_subject_digest(bundle: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of the first subject of a Sigstore bundle's DSSE in-toto statement, or ""."""
+    import base64
+    import json
+
+    try:
+        envelope = bundle["dsseEnvelope"]
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        return f"sha256:{statement['subject'][0]['digest']['sha256']}"
+    except (KeyError, IndexError, ValueError, TypeError):
+        return ""
+
+
 # --------------------------------------------------------------------------------------------
 # Values
 # --------------------------------------------------------------------------------------------

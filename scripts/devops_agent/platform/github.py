@@ -61,6 +61,7 @@ from devops_agent.core.platform import (
     SarifUpload,
     WorkflowRun,
     body_key,
+    bundle_subject_digest,
     with_key,
 )
 from devops_agent.platform.retry import Counters, Executor, Response, RetryPolicy, TransportError
@@ -1094,7 +1095,7 @@ class GitHubPlatform(Platform):
         return SarifUpload(str(response.data.get("id", "")), response.data.get("url") or "")
 
     def create_attestation(self, bundle: Mapping[str, Any]) -> Attestation:
-        digest = _bundle_subject(bundle)
+        digest = bundle_subject_digest(bundle)
 
         def lookup() -> Json | None:
             if not digest:
@@ -1129,13 +1130,3 @@ class GitHubPlatform(Platform):
             Attestation(int(a.get("id") or 0), subject_digest, a.get("bundle") or {})
             for a in self._attestation_items(subject_digest)
         )
-
-
-def _bundle_subject(bundle: Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` of the first subject of a bundle's DSSE in-toto statement ("" if none)."""
-    try:
-        envelope = bundle["dsseEnvelope"]
-        statement = json.loads(base64.b64decode(envelope["payload"]))
-        return f"sha256:{statement['subject'][0]['digest']['sha256']}"
-    except (KeyError, IndexError, ValueError, TypeError):
-        return ""
