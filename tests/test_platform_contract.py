@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fakes.github.harness import FakeClock, GitHubHarness, Harness, LocalHarness
 
 from devops_agent.core.errors import ConfigError, PlatformError
 from devops_agent.core.platform import (
@@ -19,6 +18,7 @@ from devops_agent.core.platform import (
     PackageOwner,
     Platform,
 )
+from tests.fakes.github.harness import FakeClock, GitHubHarness, Harness, LocalHarness
 
 
 @pytest.fixture(params=["github", "local"])
@@ -52,11 +52,13 @@ def test_branches_listing_protection_and_deletion(harness: Harness, platform: Pl
     assert names == sorted(names)
     assert {"main", "feature/old", "release"} <= set(names)
     old = platform.get_branch("feature/old")
-    assert old is not None and old.commit_date is not None
+    assert old is not None
+    assert old.commit_date is not None
     assert (harness.clock.now - old.commit_date.timestamp()) > 80 * 86400
     assert platform.get_branch("nope") is None
     protection = platform.get_branch_protection("main")
-    assert protection is not None and "build" in protection.required_status_checks
+    assert protection is not None
+    assert "build" in protection.required_status_checks
     assert platform.get_branch_protection("feature/old") is None
     assert platform.delete_branch("feature/old") is True
     assert platform.delete_branch("feature/old") is False
@@ -75,7 +77,8 @@ def test_open_pull_requests_by_head(harness: Harness, platform: Platform) -> Non
     number = harness.add_pull("topic")
     prs = platform.list_pull_requests(head="topic")
     assert [p.number for p in prs] == [number]
-    assert prs[0].head_ref == "topic" and prs[0].base_ref == "main"
+    assert prs[0].head_ref == "topic"
+    assert prs[0].base_ref == "main"
     assert platform.list_pull_requests(head="other") == ()
 
 
@@ -85,16 +88,19 @@ def test_issue_lifecycle_by_label(platform: Platform) -> None:
     platform.create_issue("unrelated", "x", labels=["other"])
     found = platform.list_issues(labels=["deployment-failure", "cicd-incident"])
     assert [i.number for i in found] == [first.number]
-    assert found[0].state == "open" and "details" in found[0].body
+    assert found[0].state == "open"
+    assert "details" in found[0].body
     closed = platform.close_issue(first.number)
-    assert closed.state == "closed" and closed.closed_at is not None
+    assert closed.state == "closed"
+    assert closed.closed_at is not None
     assert platform.list_issues(labels=["deployment-failure"]) == ()
     assert [i.number for i in platform.list_issues(labels=["deployment-failure"], state="closed")] == [
         first.number
     ]
     assert platform.close_issue(first.number).state == "closed"  # idempotent
     reopened = platform.update_issue(first.number, state="open", title="deploy failed again")
-    assert reopened.state == "open" and reopened.title == "deploy failed again"
+    assert reopened.state == "open"
+    assert reopened.title == "deploy failed again"
 
 
 def test_issues_are_listed_newest_first(platform: Platform) -> None:
@@ -105,10 +111,12 @@ def test_issues_are_listed_newest_first(platform: Platform) -> None:
 def test_create_issue_with_key_is_idempotent(platform: Platform) -> None:
     a = platform.create_issue("t", "body", labels=["deployment-failure"], key="pipeline/main/deploy")
     b = platform.create_issue("t", "body", labels=["deployment-failure"], key="pipeline/main/deploy")
-    assert a.number == b.number and a.key == "pipeline/main/deploy"
+    assert a.number == b.number
+    assert a.key == "pipeline/main/deploy"
     assert len(platform.list_issues(labels=["deployment-failure"], state="all")) == 1
     found = platform.find_issue_by_key("pipeline/main/deploy", labels=["deployment-failure"])
-    assert found is not None and found.number == a.number
+    assert found is not None
+    assert found.number == a.number
     assert platform.find_issue_by_key("missing") is None
 
 
@@ -125,8 +133,10 @@ def test_labels_and_comments(platform: Platform) -> None:
     platform.add_comment(issue.number, "failed again", key="run-1")
     platform.add_comment(issue.number, "and again")
     comments = platform.list_comments(issue.number)
-    assert [c.id for c in comments][0] == first.id and len(comments) == 2
-    assert comments[0].key == "run-1" and "failed again" in comments[0].body
+    assert next(c.id for c in comments) == first.id
+    assert len(comments) == 2
+    assert comments[0].key == "run-1"
+    assert "failed again" in comments[0].body
     assert platform.get_issue(issue.number) is not None
     assert platform.get_issue(99999) is None
 
@@ -137,7 +147,9 @@ def test_deployments_and_statuses(platform: Platform) -> None:
     first = platform.create_deployment(sha, "staging", description="v1", payload={"digest": "sha256:1"})
     second = platform.create_deployment(sha, "staging", description="v2")
     platform.create_deployment("d" * 40, "production")
-    assert first.sha == sha and first.environment == "staging" and first.payload["digest"] == "sha256:1"
+    assert first.sha == sha
+    assert first.environment == "staging"
+    assert first.payload["digest"] == "sha256:1"
     listed = platform.list_deployments(environment="staging")
     assert [d.id for d in listed] == [second.id, first.id]
     assert [d.id for d in platform.list_deployments(sha="d" * 40)] == [
@@ -152,14 +164,16 @@ def test_deployments_and_statuses(platform: Platform) -> None:
     platform.create_deployment_status(second.id, "success")
     assert platform.list_deployment_statuses(first.id)[0].state == "inactive"
     got = platform.get_deployment(first.id)
-    assert got is not None and got.id == first.id
+    assert got is not None
+    assert got.id == first.id
     assert platform.get_deployment(424242) is None
 
 
 def test_create_deployment_with_key_is_idempotent(platform: Platform) -> None:
     a = platform.create_deployment("e" * 40, "staging", key="run-7/staging")
     b = platform.create_deployment("e" * 40, "staging", key="run-7/staging")
-    assert a.id == b.id and a.key == "run-7/staging"
+    assert a.id == b.id
+    assert a.key == "run-7/staging"
     assert len(platform.list_deployments(environment="staging")) == 1
 
 
@@ -178,7 +192,9 @@ def test_environment_put_get_and_reset(harness: Harness, platform: Platform) -> 
         branch_policies=(BranchPolicy("main"), BranchPolicy("v*", "tag")),
     )
     env = platform.put_environment(spec)
-    assert env.name == "production" and env.wait_timer == 10 and env.prevent_self_review
+    assert env.name == "production"
+    assert env.wait_timer == 10
+    assert env.prevent_self_review
     assert {(r.type, r.id) for r in env.reviewers} == {("User", alice.id), ("Team", ops.id)}
     assert {(p.type, p.name) for p in env.branch_policies} == {("branch", "main"), ("tag", "v*")}
     assert env.can_admins_bypass is True
@@ -192,10 +208,12 @@ def test_environment_put_get_and_reset(harness: Harness, platform: Platform) -> 
     )
     env2 = platform.put_environment(narrower)
     assert [r.id for r in env2.reviewers] == [alice.id]
-    assert env2.wait_timer == 0 and not env2.prevent_self_review
+    assert env2.wait_timer == 0
+    assert not env2.prevent_self_review
     assert [(p.type, p.name) for p in env2.branch_policies] == [("branch", "main")]
     open_env = platform.put_environment(EnvironmentSpec("staging"))
-    assert open_env.deployment_branch_policy is None and open_env.reviewers == ()
+    assert open_env.deployment_branch_policy is None
+    assert open_env.reviewers == ()
     assert [e.name for e in platform.list_environments()] == ["production", "staging"]
     assert platform.get_environment("nope") is None
 
@@ -227,7 +245,8 @@ def test_pending_deployment_reject(harness: Harness, platform: Platform) -> None
     env_id = platform.list_pending_deployments(run_id)[0].environment_id
     assert platform.review_pending_deployments(run_id, [env_id], "rejected", "not now") == ()
     run = platform.get_workflow_run(run_id)
-    assert run is not None and run.conclusion == "failure"
+    assert run is not None
+    assert run.conclusion == "failure"
 
 
 # -- runs, jobs, artifacts, caches ----------------------------------------------------------------
@@ -243,7 +262,8 @@ def test_workflow_runs_newest_first_by_branch(harness: Harness, platform: Platfo
     assert [r.conclusion for r in runs] == ["failure", "failure", "success"]
     assert len(platform.list_workflow_runs("devsecops.yml", limit=2)) == 2
     jobs = platform.list_jobs(ids[0])
-    assert jobs and jobs[0].run_id == ids[0]
+    assert jobs
+    assert jobs[0].run_id == ids[0]
     assert platform.get_workflow_run(999999) is None
 
 
@@ -268,7 +288,8 @@ def test_package_versions_for_user_and_org(harness: Harness, platform: Platform,
     new = harness.add_package_version(owner, "app", "sha256:" + "2" * 64, ["v2", "latest"])
     versions = platform.list_package_versions(owner, "container", "app")
     assert [v.id for v in versions] == [new, old]
-    assert versions[0].tags == ("v2", "latest") and versions[0].name.startswith("sha256:")
+    assert versions[0].tags == ("v2", "latest")
+    assert versions[0].name.startswith("sha256:")
     assert platform.delete_package_version(owner, "container", "app", old) is True
     assert platform.delete_package_version(owner, "container", "app", old) is False
     assert platform.list_package_versions(owner, "container", "missing") == ()
@@ -301,5 +322,6 @@ def test_attestations(platform: Platform) -> None:
     created = platform.create_attestation(_bundle("9" * 64))
     assert created.subject_digest == "sha256:" + "9" * 64
     listed = platform.list_attestations("sha256:" + "9" * 64)
-    assert len(listed) == 1 and listed[0].bundle["dsseEnvelope"] == _bundle("9" * 64)["dsseEnvelope"]
+    assert len(listed) == 1
+    assert listed[0].bundle["dsseEnvelope"] == _bundle("9" * 64)["dsseEnvelope"]
     assert platform.list_attestations("sha256:" + "8" * 64) == ()
