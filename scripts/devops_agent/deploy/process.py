@@ -180,6 +180,7 @@ class ProcessDriver:
         with (self.dir / "lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self._load()
+            self._reap(data)
             yield data
             self._save(data)
 
@@ -231,8 +232,9 @@ class ProcessDriver:
             tmp.replace(target)
         return target
 
-    def _start(self, name: str, port: int, release: Release) -> Slot:
+    def _start(self, data: dict[str, Any], name: str, port: int, release: Release) -> Slot:
         host = self.settings.host
+        self._finish_retiring(data, port)
         if port_open(host, port):
             raise StageFailed(
                 f"port {port} ({name} slot) is already in use by a process devops-agent did not start",
@@ -319,8 +321,52 @@ class ProcessDriver:
                 data[role] = None
         return old
 
+    def _retire(self, data: dict[str, Any], name: str) -> Slot:
+        """Like _clear, without waiting: SIGTERM now, reaped by a later call (rollback speed)."""
+        old = Slot.from_json(data["slots"][name])
+        if self._alive(old):
+            assert old.pid is not None
+            self.ctx.log(f"stopping {name} slot (pid {old.pid}) in the background")
+            _signal_group(old.pid, signal.SIGTERM)
+            data.setdefault("stopping", []).append(
+                {"pid": old.pid, "copy": old.copy, "port": old.port, "since": time.time()}
+            )
+        data["slots"][name] = Slot(name, self.settings.ports[SLOTS.index(name)], None, None).to_json()
+        for role in ("live", "previous", "canary"):
+            if data.get(role) == name:
+                data[role] = None
+        return old
+
+    def _reap(self, data: dict[str, Any]) -> None:
+        """Forget retired processes that exited; SIGKILL those past stop_timeout_seconds."""
+        keep = []
+        for item in data.get("stopping", []):
+            if not pid_alive(item.get("pid"), item.get("copy")):
+                _CHILDREN.pop(int(item["pid"]), None)
+                continue
+            if time.time() - float(item.get("since", 0)) > self.settings.stop_timeout_seconds:
+                _signal_group(int(item["pid"]), signal.SIGKILL)
+            keep.append(item)
+        data["stopping"] = keep
+
+    def _finish_retiring(self, data: dict[str, Any] | None, port: int | None = None) -> None:
+        """Wait until retired processes (on ``port``, or all) have exited; SIGKILL after the timeout."""
+        if not data:
+            return
+        for item in list(data.get("stopping", [])):
+            if port is not None and item.get("port") != port:
+                continue
+            slot = Slot("retired", int(item.get("port") or 0), int(item["pid"]), None, copy=item.get("copy"))
+            deadline = float(item.get("since", 0)) + self.settings.stop_timeout_seconds
+            while self._alive(slot) and time.time() < deadline:
+                time.sleep(0.02)
+            if self._alive(slot):
+                self._stop_pid(slot)
+        self._reap(data)
+
     def _prune_copies(self, data: dict[str, Any]) -> None:
         keep = {s.get("copy") for s in data["slots"].values() if s.get("copy")}
+        keep |= {s.get("copy") for s in data.get("stopping", []) if s.get("copy")}
         releases = self.dir / "releases"
         if releases.is_dir():
             for path in releases.iterdir():
@@ -331,8 +377,12 @@ class ProcessDriver:
     def deploy(self, release: Release, *, canary: bool = False) -> DeployOutcome:
         with self._locked() as data:
             live = self._slot(data, data.get("live"))
+            notes: list[str] = []
             if canary and data.get("canary"):
                 self._clear(data, data["canary"])
+            if canary and not self._alive(live):
+                canary = False
+                notes.append("nothing is live to compare a canary with: deployed fully")
             if (
                 live is not None
                 and live.release is not None
@@ -345,7 +395,6 @@ class ProcessDriver:
             idle_name = SLOTS[1] if live is not None and live.name == SLOTS[0] else SLOTS[0]
             idle = self._slot(data, idle_name)
             assert idle is not None
-            notes: list[str] = []
             if idle.release is not None and idle.release.digest == release.digest and self._alive(idle):
                 new = Slot(idle.name, idle.port, idle.pid, release, idle.started_at, idle.log, idle.copy)
                 notes.append(f"reused the running {idle_name} slot (same digest)")
@@ -353,7 +402,7 @@ class ProcessDriver:
                 if idle.release is not None:
                     notes.append(f"stopped {idle.release.version} on the idle {idle_name} slot")
                 self._clear(data, idle_name)
-                new = self._start(idle_name, idle.port, release)
+                new = self._start(data, idle_name, idle.port, release)
             data["slots"][idle_name] = new.to_json()
             previous = self._deployed(live)
             if canary:
@@ -386,7 +435,7 @@ class ProcessDriver:
             canary_name = data.get("canary")
             if canary_name:
                 # A failed canary never took the live pointer: discard it, live stays.
-                old = self._clear(data, canary_name)
+                old = self._retire(data, canary_name)
                 still = self._deployed(self._slot(data, data.get("live")))
                 if still is None:
                     raise StageFailed("canary discarded but nothing is live", "deploy a release")
@@ -410,7 +459,7 @@ class ProcessDriver:
                 # The warm path: the previous release still runs; switch, then stop the failed one.
                 data["live"], data["previous"] = prev.name, None
                 if live is not None:
-                    self._clear(data, live.name)
+                    self._retire(data, live.name)
                 self._prune_copies(data)
                 deployed = self._deployed(prev)
                 assert deployed is not None
@@ -436,11 +485,11 @@ class ProcessDriver:
                 if kept is None
                 else Release(target.digest, target.version, str(kept), target.image, target.run_id)
             )
-            new = self._start(other, self.settings.ports[SLOTS.index(other)], source)
+            new = self._start(data, other, self.settings.ports[SLOTS.index(other)], source)
             data["slots"][other] = new.to_json()
             data["live"], data["previous"] = other, None
             if live is not None:
-                self._clear(data, live.name)
+                self._retire(data, live.name)
             self._prune_copies(data)
             deployed = self._deployed(new)
             assert deployed is not None
@@ -477,6 +526,7 @@ class ProcessDriver:
             return []
         stopped: list[str] = []
         with self._locked() as data:
+            self._finish_retiring(data)
             for name in SLOTS:
                 slot = Slot.from_json(data["slots"][name])
                 if self._stop_pid(slot) and slot.release is not None:
@@ -489,6 +539,10 @@ class ProcessDriver:
         """Pids of live processes this driver tracks (tests use it to prove nothing leaks)."""
         data = self._load()
         slots = [Slot.from_json(s) for s in data["slots"].values()]
+        slots += [
+            Slot("retired", int(i.get("port") or 0), int(i["pid"]), None, copy=i.get("copy"))
+            for i in data.get("stopping", [])
+        ]
         return [s.pid for s in slots if s.pid is not None and self._alive(s)]
 
 

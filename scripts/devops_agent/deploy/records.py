@@ -138,6 +138,8 @@ class LocalRecorder:
     ) -> DeploymentEntry:
         with StateStore.for_app(self.app_dir) as store:
             existing = self._find(store, environment, release.digest, run_id)
+            if existing is not None and existing.status == "success" and existing.details.get("validated"):
+                return self._entry(existing)  # a re-run never downgrades a validated deployment
             details = dict(existing.details) if existing else {}
             details.update(
                 {
@@ -247,6 +249,11 @@ class PlatformRecorder:
             payload=self._payload(release, driver),
             key=deployment_key(environment, release.digest, run_id),
         )
+        statuses = self.platform.list_deployment_statuses(deployment.id)
+        if statuses and statuses[0].state == "success":  # a re-run never downgrades a validated deployment
+            return DeploymentEntry(
+                environment, release, run_id, "success", driver, validated=True, ids={"platform": deployment.id}
+            )
         self.platform.create_deployment_status(
             deployment.id, "in_progress", description=description[:140], log_url=self.log_url
         )

@@ -78,7 +78,7 @@ def seconds_text(seconds: float | None, *, ttr: bool = False) -> str:
 def _existing_keys(text: str) -> set[tuple[str, str, str, str]]:
     keys: set[tuple[str, str, str, str]] = set()
     for line in text.splitlines():
-        if not line.startswith("| ") or line.startswith("| Time"):
+        if not line.startswith("| ") or line.startswith(("| Time", "| ---")):
             continue
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         if len(cells) >= 7:
@@ -119,7 +119,7 @@ def read_rows(path: Path) -> list[list[str]]:
         return []
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("| ") and not line.startswith("| Time"):
+        if line.startswith("| ") and not line.startswith(("| Time", "| ---")):
             rows.append([c.strip() for c in line.strip().strip("|").split(" | ")])
     return rows
 
