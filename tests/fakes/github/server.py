@@ -85,6 +85,7 @@ class LoggedRequest:
     pattern: str
     status: int
     query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
 
 
 def _iso(ts: float) -> str:
@@ -159,6 +160,8 @@ class FakeGitHub:
         self.add_branch(self.default_branch, protected=True)
         self._routes = self._build_routes()
         self._server: ThreadingHTTPServer | None = None
+        self._base_url = ""
+        self.received: list[tuple[str, str]] = []  # (method, path) on arrival, before any fault
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -172,7 +175,10 @@ class FakeGitHub:
                 return
 
             def _serve(self) -> None:
-                fake._handle(self)
+                try:
+                    fake._handle(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts)
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -181,6 +187,8 @@ class FakeGitHub:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
         self._thread.start()
+        host, port = self._server.server_address[:2]
+        self._base_url = f"http://{host!s}:{port}"
         return self
 
     def stop(self) -> None:
@@ -199,9 +207,8 @@ class FakeGitHub:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self._base_url, "start() the fake first"
+        return self._base_url
 
     @property
     def api_url(self) -> str:
@@ -452,6 +459,8 @@ class FakeGitHub:
         raw = http.rfile.read(length) if length else b""
         path = url.path
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        with self.lock:
+            self.received.append((method, path))
         headers = self._rate_headers()
         if self.prefix:
             if not path.startswith(self.prefix + "/"):
@@ -518,7 +527,7 @@ class FakeGitHub:
             )
             if violation is not None and (status < 400 or "ResponseNotFound" not in violation.message):
                 self.violations.append(violation)
-        self._log(method, path, pattern, status, query)
+        self._log(method, path, pattern, status, query, body_in)
         self._send(http, status, body, headers)
 
     def _fault_response(self, fault: Fault) -> tuple[int, Any, dict[str, str]]:
@@ -555,9 +564,11 @@ class FakeGitHub:
             )
         raise ValueError(f"unknown fault kind {fault.kind}")
 
-    def _log(self, method: str, path: str, pattern: str, status: int, query: dict[str, str]) -> None:
+    def _log(
+        self, method: str, path: str, pattern: str, status: int, query: dict[str, str], body: Any = None
+    ) -> None:
         with self.lock:
-            self.log.append(LoggedRequest(method, path, pattern, status, query))
+            self.log.append(LoggedRequest(method, path, pattern, status, query, body))
 
     @staticmethod
     def _send(http: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
