@@ -196,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             text += "No deployments recorded yet.\n"
         text += f"\nHistory file: `{settings.path}` ({len(read_rows(file_path))} rows)\n"
-        actions.summary(text)
+        sys.stdout.write(text)  # the table is this command's output
+        if actions.env.get("GITHUB_STEP_SUMMARY"):
+            actions.summary(text)
         return 0
 
     return run_command(body)
