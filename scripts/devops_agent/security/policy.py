@@ -185,8 +185,8 @@ def decide(
             decisions.append(Decision(finding, REPORTED, True))
     reasons: list[str] = []
     failed = tuple(s for s in scanners if s.status == "failed")
-    for s in failed:
-        reasons.append(f"scanner {s.name} failed, so its findings are unknown: {s.detail}")
+    for status in failed:
+        reasons.append(f"scanner {status.name} failed, so its findings are unknown: {status.detail}")
     for (scanner, severity), count in sorted(
         blocking_by.items(), key=lambda kv: (-Severity.parse(kv[0][1]), kv[0][0])
     ):
@@ -248,9 +248,7 @@ def policy_from_config(
         str(name): _threshold(value, f"scan.gate.scanners.{name}")
         for name, value in (gate.get("scanners") or {}).items()
     }
-    suppressions = tuple(
-        _suppression(item, i) for i, item in enumerate(gate.get("suppressions") or ())
-    )
+    suppressions = tuple(_suppression(item, i) for i, item in enumerate(gate.get("suppressions") or ()))
     baseline = None
     path = baseline_override
     if path is None and gate.get("baseline"):

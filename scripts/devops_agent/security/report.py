@@ -61,7 +61,9 @@ def render_summary(
             rows.append([f"**{sev}**", *[str(row.get(n, 0)) for n in names], str(sum(row.values()))])
         totals = [str(sum(counts.get(s, {}).get(n, 0) for s in _SEVERITIES)) for n in names]
         rows.append(["total", *totals, str(len(decision.decisions))])
-        text += "### Findings by severity and scanner\n\n" + md_table(["Severity", *names, "Total"], rows) + "\n"
+        text += (
+            "### Findings by severity and scanner\n\n" + md_table(["Severity", *names, "Total"], rows) + "\n"
+        )
         states = Counter(d.state for d in decision.decisions)
         text += md_table(
             ["Blocking", "New (below threshold)", "Baselined", "Suppressed"],
@@ -80,11 +82,18 @@ def render_summary(
     blocking = decision.by_state(BLOCKING)
     if blocking:
         rows = [
-            [d.finding.severity.label, d.finding.scanner, f"`{d.finding.rule_id}`", d.finding.location(),
-             _short(d.finding.message)]
+            [
+                d.finding.severity.label,
+                d.finding.scanner,
+                f"`{d.finding.rule_id}`",
+                d.finding.location(),
+                _short(d.finding.message),
+            ]
             for d in sorted(blocking, key=lambda d: (-d.finding.severity, d.finding.scanner))[:MAX_LISTED]
         ]
-        text += "### Blocking findings\n\n" + md_table(["Severity", "Scanner", "Rule", "Where", "Message"], rows)
+        text += "### Blocking findings\n\n" + md_table(
+            ["Severity", "Scanner", "Rule", "Where", "Message"], rows
+        )
         if len(blocking) > MAX_LISTED:
             text += f"\n…and {len(blocking) - MAX_LISTED} more (see the merged SARIF).\n"
         text += "\n"
@@ -96,7 +105,9 @@ def render_summary(
             rows.append([f"`{s.id}`", s.owner, s.expires.isoformat(), "⚠️ expires soon", s.reason])
         for s in decision.unused_suppressions:
             if s not in decision.expiring:
-                rows.append([f"`{s.id}`", s.owner, s.expires.isoformat(), "unused (matches nothing)", s.reason])
+                rows.append(
+                    [f"`{s.id}`", s.owner, s.expires.isoformat(), "unused (matches nothing)", s.reason]
+                )
         text += "### Suppressions\n\n" + md_table(["Id", "Owner", "Expires", "State", "Reason"], rows) + "\n"
     if decision.stale_baseline:
         text += (
@@ -105,7 +116,10 @@ def render_summary(
         )
         text += md_table(
             ["Fingerprint", "Scanner", "Rule", "Path"],
-            [[f"`{e.fingerprint}`", e.scanner, f"`{e.rule}`", e.path or ""] for e in decision.stale_baseline[:MAX_LISTED]],
+            [
+                [f"`{e.fingerprint}`", e.scanner, f"`{e.rule}`", e.path or ""]
+                for e in decision.stale_baseline[:MAX_LISTED]
+            ],
         )
         text += "\n"
     grouped = grouped_notes(notes)
@@ -113,7 +127,7 @@ def render_summary(
         text += "### Could not interpret (reported, not dropped)\n\n"
         rows = [[msg, str(count), where] for msg, count, where in grouped[:MAX_LISTED]]
         if not_failures:
-            rows.append([f"results with kind pass/notApplicable (not findings)", str(not_failures), ""])
+            rows.append(["results with kind pass/notApplicable (not findings)", str(not_failures), ""])
         text += md_table(["What", "Results", "First at"], rows)
         if len(grouped) > MAX_LISTED:
             text += f"\n…and {len(grouped) - MAX_LISTED} more kinds of note.\n"

@@ -32,7 +32,9 @@ from devops_agent.core.errors import ConfigError
 from devops_agent.security.severity import LEVELS, Severity, label_in_tags, parse_value, sentence_severity
 
 SARIF_VERSION = "2.1.0"
-SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 FINGERPRINT_KEY = "devopsAgent/v1"
 SEVERITY_PROPERTY = "devops-agent/severity"
 TOOL_NAME = "devops-agent"
@@ -236,8 +238,8 @@ class _RuleIndex:
             if isinstance(tc, dict):
                 if isinstance(tc.get("index"), int):
                     comp = tc["index"] + 1
-                elif tc.get("name") in self.names or tc.get("guid") in self.names:
-                    comp = self.names.get(tc.get("name"), self.names.get(tc.get("guid"), 0))
+                else:
+                    comp = self.names.get(str(tc.get("name")), self.names.get(str(tc.get("guid")), 0))
             rules = self.components[comp] if comp < len(self.components) else []
             if 0 <= ref["index"] < len(rules) and isinstance(rules[ref["index"]], dict):
                 return rules[ref["index"]], None
@@ -319,7 +321,9 @@ def resolve_severity(
         if found is not None:
             return found, "rule.properties.tags", problems
         if odd is not None:
-            problems.append(f"rule.properties.tags has severity {odd!r}, which is not a severity we understand")
+            problems.append(
+                f"rule.properties.tags has severity {odd!r}, which is not a severity we understand"
+            )
     if rule is not None:
         for key in ("shortDescription", "fullDescription"):
             found = sentence_severity(_text(rule.get(key)))
@@ -342,7 +346,9 @@ def resolve_severity(
     if isinstance(default, dict) and "level" in default:
         if default["level"] in LEVELS:
             return LEVELS[default["level"]], "rule.defaultConfiguration.level", problems
-        problems.append(f"rule.defaultConfiguration.level = {json.dumps(default['level'])[:40]} is not a level")
+        problems.append(
+            f"rule.defaultConfiguration.level = {json.dumps(default['level'])[:40]} is not a level"
+        )
         return unknown, "unknown (scan.gate.unknown_severity)", problems
     # SARIF §3.27.10: no level anywhere means "warning".
     return LEVELS["warning"], "SARIF default level (warning)", problems
@@ -432,7 +438,9 @@ def ingest(data: dict[str, Any], *, source: str, options: IngestOptions | None =
         driver = run["tool"]["driver"]
         tool_name = driver.get("name") if isinstance(driver.get("name"), str) else ""
         if not tool_name:
-            notes.append(IngestNote(source, f"runs[{r}].tool.driver.name", "missing; scanner shown as 'unknown'"))
+            notes.append(
+                IngestNote(source, f"runs[{r}].tool.driver.name", "missing; scanner shown as 'unknown'")
+            )
         scanner = options.scanner or scanner_id(tool_name or "unknown")
         rules = _RuleIndex(run)
         bases = run.get("originalUriBaseIds")
@@ -448,7 +456,9 @@ def ingest(data: dict[str, Any], *, source: str, options: IngestOptions | None =
             rule, problem = rules.find(result)
             if problem:
                 notes.append(IngestNote(source, where, problem))
-            rule_id = _rule_id(result) or (rule.get("id") if rule and isinstance(rule.get("id"), str) else None)
+            rule_id = _rule_id(result) or (
+                rule.get("id") if rule and isinstance(rule.get("id"), str) else None
+            )
             if not rule_id:
                 notes.append(IngestNote(source, where, "no ruleId or rule reference; rule shown as '(none)'"))
                 rule_id = "(none)"
@@ -560,7 +570,9 @@ def annotate_results(ingested: IngestResult, states: Mapping[str, tuple[str, str
         baseline_state, justification = state
         result["baselineState"] = baseline_state
         if justification is not None:
-            result["suppressions"] = [{"kind": "external", "status": "accepted", "justification": justification}]
+            result["suppressions"] = [
+                {"kind": "external", "status": "accepted", "justification": justification}
+            ]
 
 
 def merged_log(

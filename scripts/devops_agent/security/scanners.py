@@ -242,7 +242,9 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "(no output)"
 
 
-def _run(cmd: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: int
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         list(cmd), cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -272,7 +274,15 @@ def run_bandit(plan: ScannerPlan, app_dir: Path, work: Path, env: Mapping[str, s
 def run_semgrep(plan: ScannerPlan, app_dir: Path, work: Path, env: Mapping[str, str]) -> ScannerRun:
     assert plan.executable is not None
     out = work / "semgrep.sarif"
-    cmd = [plan.executable, "scan", "--metrics=off", "--disable-version-check", "--sarif", "--output", str(out)]
+    cmd = [
+        plan.executable,
+        "scan",
+        "--metrics=off",
+        "--disable-version-check",
+        "--sarif",
+        "--output",
+        str(out),
+    ]
     cmd += ["--quiet", "--no-git-ignore"]
     for rule in plan.rules:
         cmd += ["--config", rule]
@@ -287,7 +297,8 @@ def run_semgrep(plan: ScannerPlan, app_dir: Path, work: Path, env: Mapping[str, 
     seconds = time.monotonic() - started
     log = _read_sarif(out) if proc.returncode == 0 else None
     if log is None:
-        detail = f"semgrep exited {proc.returncode} without a SARIF report: {_last_line(proc.stderr or proc.stdout)}"
+        cause = _last_line(proc.stderr or proc.stdout)
+        detail = f"semgrep exited {proc.returncode} without a SARIF report: {cause}"
         return ScannerRun(ScannerStatus("semgrep", "failed", detail, seconds=seconds))
     strip_rule_prefixes(log, semgrep_rule_ids(app_dir, plan.rules))
     return ScannerRun(ScannerStatus("semgrep", "ran", "", _count(log), seconds), log, [out])
@@ -366,7 +377,9 @@ def run_checkov(plan: ScannerPlan, app_dir: Path, work: Path, env: Mapping[str, 
             runs.append(run)
         files.append(out)
     log = {"version": "2.1.0", "runs": runs}
-    return ScannerRun(ScannerStatus("checkov", "ran", "", _count(log), time.monotonic() - started), log, files)
+    return ScannerRun(
+        ScannerStatus("checkov", "ran", "", _count(log), time.monotonic() - started), log, files
+    )
 
 
 def _prefix_locations(result: dict[str, Any], prefix: str) -> None:
@@ -456,7 +469,9 @@ def advisory_severity(record: Mapping[str, Any]) -> Advisory | None:
         mapping["MEDIUM"] = Severity.MEDIUM
         mapping["LOW"] = Severity.LOW
         if label.upper() in mapping:
-            return Advisory(None, mapping[label.upper()], f"OSV {record.get('id')} database_specific.severity")
+            return Advisory(
+                None, mapping[label.upper()], f"OSV {record.get('id')} database_specific.severity"
+            )
     return None
 
 
@@ -506,7 +521,9 @@ def pip_audit_to_sarif(
                 description = str(vuln.get("description") or vuln_id).strip()
                 rules[vuln_id] = {
                     "id": vuln_id,
-                    "shortDescription": {"text": description.splitlines()[0][:200] if description else vuln_id},
+                    "shortDescription": {
+                        "text": description.splitlines()[0][:200] if description else vuln_id
+                    },
                     "fullDescription": {"text": description[:2000] or vuln_id},
                     "helpUri": f"https://osv.dev/vulnerability/{vuln_id}",
                     "properties": props,
@@ -556,7 +573,7 @@ def run_pip_audit(
         if not match:
             raise ConfigError(
                 f"{plan.canary!r} is not a `name==version` pin",
-                "give a pin with known advisories, e.g. jinja2==2.10, or \"\" to disable the canary",
+                'give a pin with known advisories, e.g. jinja2==2.10, or "" to disable the canary',
                 field="scan.pip_audit.canary",
             )
         canary = (_canonical(match.group(1)), match.group(2))
@@ -608,7 +625,9 @@ def run_pip_audit(
     log = pip_audit_to_sarif(report, requirement_lines(app_dir, plan.requirements), fetch, canary)
     sarif_path = work / "pip-audit.sarif"
     sarif_path.write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
-    status = ScannerStatus("pip-audit", "ran", f"{len(report['dependencies'])} pinned package(s)", _count(log), seconds)
+    status = ScannerStatus(
+        "pip-audit", "ran", f"{len(report['dependencies'])} pinned package(s)", _count(log), seconds
+    )
     return ScannerRun(status, log, [out, sarif_path])
 
 

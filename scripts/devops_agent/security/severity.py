@@ -3,7 +3,7 @@
 Scanners put severity in different places: a CVSS score or vector (``security-severity`` on the
 result or its rule, as GitHub code scanning reads it; ``cvss*`` properties), a label
 (``properties.issue_severity`` from bandit, ``severity`` properties, trivy's rule tags), a sentence
-("Low severity - ..." in Snyk's rule descriptions), a 0–1000 ``priorityScore`` (Snyk Code), and
+("Low severity - ..." in Snyk's rule descriptions), a 0-1000 ``priorityScore`` (Snyk Code), and
 finally the SARIF ``level``. :func:`parse_value` reads one raw value; the ingestion module tries the
 sources in order and records every value it could not interpret.
 """
@@ -74,7 +74,7 @@ _NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 
 
 def from_score(score: float) -> Severity:
-    """CVSS-style 0–10 score → severity, GitHub code scanning's bands (>= 9.0 critical...)."""
+    """CVSS-style 0-10 score → severity, GitHub code scanning's bands (>= 9.0 critical...)."""
     if score >= 9.0:
         return Severity.CRITICAL
     if score >= 7.0:
@@ -85,7 +85,7 @@ def from_score(score: float) -> Severity:
 
 
 def from_priority_score(score: float) -> Severity:
-    """Snyk's 0–1000 priority score → severity."""
+    """Snyk's 0-1000 priority score → severity."""
     if score >= 900:
         return Severity.CRITICAL
     if score >= 700:
@@ -98,7 +98,7 @@ def from_priority_score(score: float) -> Severity:
 @lru_cache(maxsize=4096)
 def cvss_vector_score(vector: str) -> float:
     """Base score of a CVSS v2/v3.x/v4 vector (``cvss`` library); ValueError when unparsable."""
-    import cvss
+    import cvss  # type: ignore[import-untyped]  # no stubs or py.typed
 
     text = vector.strip()
     try:
@@ -114,15 +114,13 @@ def cvss_vector_score(vector: str) -> float:
 def parse_value(value: object, kind: str) -> Severity:
     """Interpret one raw value of the given kind; ValueError (with the reason) when impossible.
 
-    kinds: ``score`` (0–10 number or numeric string, or a CVSS vector), ``label``, ``sentence``,
-    ``priority`` (0–1000), ``level`` (SARIF level).
+    kinds: ``score`` (0-10 number or numeric string, or a CVSS vector), ``label``, ``sentence``,
+    ``priority`` (0-1000), ``level`` (SARIF level).
     """
     if kind == "score":
         if isinstance(value, bool):
             raise ValueError("a boolean is not a score")
-        if isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str) and _NUMBER.match(value):
+        if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.match(value)):
             number = float(value)
         elif isinstance(value, str) and value.strip().upper().startswith(("CVSS:", "AV:")):
             number = cvss_vector_score(value)
@@ -181,7 +179,7 @@ def label_in_tags(tags: Iterable[object]) -> tuple[Severity | None, str | None]:
 
 
 def sentence_severity(text: str) -> Severity | None:
-    """"Low severity - Container is running..." (Snyk rule descriptions) → LOW; else None."""
+    """ "Low severity - Container is running..." (Snyk rule descriptions) → LOW; else None."""
     match = _SENTENCE.match(text)
     return Severity.parse(match.group(1)) if match else None
 
