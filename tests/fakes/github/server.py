@@ -993,6 +993,7 @@ class FakeGitHub:
             for n in numbers
             if (state == "all" or self.issues[n]["state"] == state)
             and all(w in self.issues[n]["labels"] for w in wanted)
+            and self.issues[n]["updated_at"] >= q.get("since", "")
         ]
         return 200, self.page(items, q)
 
@@ -1059,7 +1060,10 @@ class FakeGitHub:
 
     def h_list_comments(self, p: dict[str, str], q: dict[str, str], b: JSON) -> tuple[int, JSON]:
         number = self._issue(p)
-        items = [self.comment_json(number, c) for c in self.comments.get(number, [])]
+        since = q.get("since", "")
+        items = [
+            self.comment_json(number, c) for c in self.comments.get(number, []) if c["created_at"] >= since
+        ]
         return 200, self.page(items, q)
 
     def h_add_comment(self, p: dict[str, str], q: dict[str, str], b: JSON) -> tuple[int, JSON]:
