@@ -1,0 +1,1 @@
+"""The cleanup janitor: policy, pure planner, collectors, act layer and report."""
