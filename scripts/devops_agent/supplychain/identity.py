@@ -90,7 +90,7 @@ def derive_identity(
         )
     builder_id = str(sign.get("builder_id") or "")
     if not builder_id:
-        builder_id = f"{server}/{workflow_ref}" if in_gha else LOCAL_BUILDER_ID
+        builder_id = f"{server}/{signer_workflow(env)}" if in_gha else LOCAL_BUILDER_ID
     source_uri = str(sign.get("source_uri") or "")
     if not source_uri:
         if in_gha:
@@ -115,6 +115,12 @@ def derive_identity(
         invocation_id=invocation or None,
         inputs=MappingProxyType(inputs),
     )
+
+
+def signer_workflow(env: Mapping[str, str]) -> str:
+    """The workflow that builds and signs: action input `signer-workflow` (pass `${{ job.workflow_ref }}`
+    from a reusable workflow, whose identity Fulcio certifies), else the run's GITHUB_WORKFLOW_REF."""
+    return env.get("DEVOPS_AGENT_INPUT_SIGNER_WORKFLOW", "").strip() or env.get("GITHUB_WORKFLOW_REF", "")
 
 
 def _workflow_inputs(env: Mapping[str, str]) -> dict[str, Any]:

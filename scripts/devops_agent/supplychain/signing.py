@@ -280,12 +280,14 @@ class SigstoreIdentity:
 
 def sigstore_identity_for(env: Mapping[str, str]) -> SigstoreIdentity:
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
-    workflow_ref = env.get("DEVOPS_AGENT_SIGNER_WORKFLOW", "") or env.get("GITHUB_WORKFLOW_REF", "")
+    from devops_agent.supplychain.identity import signer_workflow
+
+    workflow_ref = signer_workflow(env)
     if not workflow_ref:
         raise GateFailed(
             "signature: cannot tell which workflow identity the Sigstore signature must carry",
-            "run in GitHub Actions, or set DEVOPS_AGENT_SIGNER_WORKFLOW="
-            "owner/repo/.github/workflows/x.yml@ref",
+            "run in GitHub Actions, or pass the action input `signer-workflow` "
+            "(owner/repo/.github/workflows/x.yml@ref)",
         )
     return SigstoreIdentity(GITHUB_OIDC_ISSUER, f"{server}/{workflow_ref}")
 
