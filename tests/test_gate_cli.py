@@ -36,7 +36,12 @@ def write_config(app: Path, gate_section: dict[str, Any]) -> Path:
 
     (app / ".github").mkdir(parents=True, exist_ok=True)
     path = app / ".github" / "devops-agent.yml"
-    doc = {"version": 1, "app": {"name": "demo"}, "build": {"artifacts": ["dist/*"]}, "scan": {"gate": gate_section}}
+    doc = {
+        "version": 1,
+        "app": {"name": "demo"},
+        "build": {"artifacts": ["dist/*"]},
+        "scan": {"gate": gate_section},
+    }
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -68,7 +73,7 @@ def test_default_threshold_blocks_trivy_criticals_with_summary_outputs_and_annot
     summary = gha["summary"].read_text()
     assert "❌ blocked" in summary
     assert "13 new critical finding(s) from trivy (threshold: critical" in summary
-    assert "| **critical** | 0 | 13 | 13 |" in summary  # severity × scanner table (bandit, trivy)
+    assert "| **critical** | 0 | 13 | 13 |" in summary  # severity x scanner table (bandit, trivy)
     assert "| **high** | 3 | 8 | 11 |" in summary
     out = outputs(gha["output"])
     assert out["passed"] == "false"
@@ -76,7 +81,8 @@ def test_default_threshold_blocks_trivy_criticals_with_summary_outputs_and_annot
     assert json.loads(out["counts"])["critical"] == {"trivy": 13}
     stdout = capsys.readouterr().out
     errors = [line for line in stdout.splitlines() if line.startswith("::error file=")]
-    assert len(errors) == 13 and all(",line=1,title=trivy%3A CVE-" in e for e in errors)
+    assert len(errors) == 13
+    assert all(",line=1,title=trivy%3A CVE-" in e for e in errors)
     assert "::warning file=app.py,line=" in stdout  # bandit highs: new, below the threshold
     doc = json.loads(merged.read_text())
     assert len(doc["runs"]) == 2
@@ -86,7 +92,9 @@ def test_default_threshold_blocks_trivy_criticals_with_summary_outputs_and_annot
 
 
 @needs_corpus
-def test_bandit_passes_the_default_gate_and_fails_a_high_threshold(gha: dict[str, Path], tmp_path: Path) -> None:
+def test_bandit_passes_the_default_gate_and_fails_a_high_threshold(
+    gha: dict[str, Path], tmp_path: Path
+) -> None:
     assert gate.main(["--app", str(tmp_path), "--sarif", str(BANDIT)]) == 0
     assert "✅ passed" in gha["summary"].read_text()
     assert gate.main(["--app", str(tmp_path), "--sarif", str(BANDIT), "--threshold", "high"]) == 1
@@ -115,9 +123,21 @@ def test_write_baseline_then_only_new_findings_block(gha: dict[str, Path], tmp_p
 @needs_corpus
 def test_baseline_with_unknown_fingerprints_is_reported(gha: dict[str, Path], tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text(
-        json.dumps({"version": 1, "findings": [
-            {"fingerprint": "f" * 32, "scanner": "bandit", "rule": "B999", "path": "gone.py", "severity": "high"}]})
-    )  # fmt: skip
+        json.dumps(
+            {
+                "version": 1,
+                "findings": [
+                    {
+                        "fingerprint": "f" * 32,
+                        "scanner": "bandit",
+                        "rule": "B999",
+                        "path": "gone.py",
+                        "severity": "high",
+                    }
+                ],
+            }
+        )
+    )
     code = gate.main(["--app", str(tmp_path), "--sarif", str(BANDIT), "--baseline", str(tmp_path / "b.json")])
     assert code == 0
     summary = gha["summary"].read_text()
@@ -131,16 +151,34 @@ def test_expired_suppression_blocks_with_owner_and_date(
 ) -> None:
     yesterday = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
     later = (dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=90)).isoformat()
-    write_config(tmp_path, {"threshold": "high", "suppressions": [
-        {"id": "B602", "owner": "@org/sec", "reason": "constant input", "expires": yesterday},
-        {"id": "B3*", "path": "app.py", "owner": "@org/app", "reason": "legacy, ticket SEC-1", "expires": later},
-    ]})  # fmt: skip
+    write_config(
+        tmp_path,
+        {
+            "threshold": "high",
+            "suppressions": [
+                {"id": "B602", "owner": "@org/sec", "reason": "constant input", "expires": yesterday},
+                {
+                    "id": "B3*",
+                    "path": "app.py",
+                    "owner": "@org/app",
+                    "reason": "legacy, ticket SEC-1",
+                    "expires": later,
+                },
+            ],
+        },
+    )
     assert gate.main(["--app", str(tmp_path), "--sarif", str(BANDIT)]) == 1
     summary = gha["summary"].read_text()
-    assert f"suppression #1 `B602` (owner @org/sec) expired on {yesterday}: it would cover 1 finding(s)" in summary
+    assert (
+        f"suppression #1 `B602` (owner @org/sec) expired on {yesterday}: it would cover 1 finding(s)"
+        in summary
+    )
     assert "| 2 | 4 | 0 | 1 |" in summary  # blocking B602+B201, reported 4, suppressed B324
     assert "❌ expired" in summary
-    assert "::error title=devops-agent gate%3A expired suppression::suppression `B602`" in capsys.readouterr().out
+    assert (
+        "::error title=devops-agent gate%3A expired suppression::suppression `B602`"
+        in capsys.readouterr().out
+    )
 
 
 @needs_corpus
@@ -162,32 +200,66 @@ def test_missing_sarif_file_and_no_sarif_are_bad_input(gha: dict[str, Path], tmp
 def test_unknown_severity_is_reported_and_uses_the_configured_fallback(
     gha: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "grype"}}, "results": [
-        {"ruleId": "CVE-2099-1", "message": {"text": "odd"}, "properties": {"security-severity": "N/A"}}]}]}  # fmt: skip
+    doc = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "grype"}},
+                "results": [
+                    {
+                        "ruleId": "CVE-2099-1",
+                        "message": {"text": "odd"},
+                        "properties": {"security-severity": "N/A"},
+                    }
+                ],
+            }
+        ],
+    }
     path = tmp_path / "odd.sarif"
     path.write_text(json.dumps(doc))
     write_config(tmp_path, {"unknown_severity": "critical"})
     assert gate.main(["--app", str(tmp_path), "--sarif", str(path)]) == 1
     summary = gha["summary"].read_text()
     assert "Could not interpret" in summary
-    assert "result.properties.security-severity = \"N/A\" is not a severity" in summary
+    assert 'result.properties.security-severity = "N/A" is not a severity' in summary
     assert "treated as critical" in summary
     assert "::warning title=devops-agent gate%3A could not interpret::" in capsys.readouterr().out
 
 
 def test_failed_scanner_recorded_in_sarif_blocks(gha: dict[str, Path], tmp_path: Path) -> None:
-    doc = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "trivy"}}, "results": [], "invocations": [
-        {"executionSuccessful": False, "toolExecutionNotifications": [{"message": {"text": "DB download failed"}}]}
-    ]}]}  # fmt: skip
+    doc = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "trivy"}},
+                "results": [],
+                "invocations": [
+                    {
+                        "executionSuccessful": False,
+                        "toolExecutionNotifications": [{"message": {"text": "DB download failed"}}],
+                    }
+                ],
+            }
+        ],
+    }
     path = tmp_path / "t.sarif"
     path.write_text(json.dumps(doc))
     assert gate.main(["--app", str(tmp_path), "--sarif", str(path)]) == 1
     assert "executionSuccessful=false (DB download failed)" in gha["summary"].read_text()
 
 
-def test_action_inputs_feed_the_options(gha: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    doc = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x"}}, "results": [
-        {"ruleId": "R", "level": "error", "message": {"text": "m"}}]}]}  # fmt: skip
+def test_action_inputs_feed_the_options(
+    gha: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = {
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {"driver": {"name": "x"}},
+                "results": [{"ruleId": "R", "level": "error", "message": {"text": "m"}}],
+            }
+        ],
+    }
     (tmp_path / "a.sarif").write_text(json.dumps(doc))
     monkeypatch.setenv("DEVOPS_AGENT_INPUT_APP_DIR", str(tmp_path))
     monkeypatch.setenv("DEVOPS_AGENT_INPUT_SARIF", f"{tmp_path / 'a.sarif'}\n")
@@ -209,6 +281,12 @@ def test_all_corpus_files_at_once_with_json_output(
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert sum(sum(row.values()) for row in data["counts"].values()) == 586
-    assert {s for row in data["counts"].values() for s in row} >= {"trivy", "grype", "codeql", "kics", "snyk-iac"}
+    assert {s for row in data["counts"].values() for s in row} >= {
+        "trivy",
+        "grype",
+        "codeql",
+        "kics",
+        "snyk-iac",
+    }
     assert any("outside the repository" in n["message"] for n in data["notes"])
     assert os.environ.get("GITHUB_ACTIONS") is None

@@ -28,8 +28,13 @@ from devops_agent.security.severity import Severity
 TODAY = dt.date(2026, 11, 24)
 
 
-def finding(rule: str = "B602", severity: Severity = Severity.HIGH, scanner: str = "bandit",
-            path: str = "src/app.py", n: int = 1) -> Finding:  # fmt: skip
+def finding(
+    rule: str = "B602",
+    severity: Severity = Severity.HIGH,
+    scanner: str = "bandit",
+    path: str = "src/app.py",
+    n: int = 1,
+) -> Finding:
     return Finding(
         scanner=scanner,
         rule_id=rule,
@@ -52,8 +57,9 @@ def test_default_threshold_blocks_only_critical() -> None:
     decision = decide([high, critical], policy())
     assert [d.state for d in decision.decisions] == [REPORTED, BLOCKING]
     assert not decision.passed
-    assert decision.reasons == ("1 new critical finding(s) from bandit (threshold: critical; not in the baseline, "
-                                "not suppressed)",)  # fmt: skip
+    assert decision.reasons == (
+        "1 new critical finding(s) from bandit (threshold: critical; not in the baseline, not suppressed)",
+    )
 
 
 def test_threshold_none_never_blocks_on_findings() -> None:
@@ -61,7 +67,10 @@ def test_threshold_none_never_blocks_on_findings() -> None:
 
 
 def test_per_scanner_thresholds_override_the_default() -> None:
-    findings = [finding(severity=Severity.HIGH, scanner="bandit"), finding("CVE-1", Severity.HIGH, scanner="trivy")]
+    findings = [
+        finding(severity=Severity.HIGH, scanner="bandit"),
+        finding("CVE-1", Severity.HIGH, scanner="trivy"),
+    ]
     decision = decide(findings, policy(threshold="critical", scanners={"trivy": "high"}))
     assert [d.state for d in decision.decisions] == [REPORTED, BLOCKING]
     assert "from trivy (threshold: high" in decision.reasons[0]
@@ -71,7 +80,9 @@ def test_baseline_known_findings_do_not_block_and_new_ones_do(tmp_path: Path) ->
     old, new = finding("OLD", Severity.CRITICAL), finding("NEW", Severity.CRITICAL)
     path = tmp_path / "baseline.json"
     write_baseline(path, [old])
-    decision = decide([old, new], policy_from_config({"baseline": "baseline.json"}, base_dir=tmp_path, today=TODAY))
+    decision = decide(
+        [old, new], policy_from_config({"baseline": "baseline.json"}, base_dir=tmp_path, today=TODAY)
+    )
     states = {d.finding.rule_id: (d.state, d.new) for d in decision.decisions}
     assert states == {"OLD": (BASELINED, False), "NEW": (BLOCKING, True)}
 
@@ -92,7 +103,8 @@ def test_baseline_write_is_deterministic_and_idempotent(tmp_path: Path) -> None:
     assert write_baseline(path, list(reversed(findings))) is False  # same content: no rewrite
     data = json.loads(path.read_text())
     fingerprints = [row["fingerprint"] for row in data["findings"]]
-    assert fingerprints == sorted(fingerprints) and len(fingerprints) == 2
+    assert fingerprints == sorted(fingerprints)
+    assert len(fingerprints) == 2
     assert "created" not in data  # no timestamp: unchanged findings give an unchanged file
     assert baseline_document(findings) == data
 
@@ -101,13 +113,19 @@ def test_baseline_write_is_deterministic_and_idempotent(tmp_path: Path) -> None:
     ("content", "needle"),
     [
         ("{", "not valid JSON"),
-        ('{"version": 1, "findings": [{"fingerprint": "nothex", "scanner": "b", "rule": "r", "severity": "low"}]}',
-         "does not match"),
+        (
+            '{"version": 1, "findings": [{"fingerprint": "nothex", "scanner": "b", "rule": "r",'
+            ' "severity": "low"}]}',
+            "does not match",
+        ),
         ('{"version": 2, "findings": []}', "version"),
-        ('{"version": 1, "findings": [{"fingerprint": "' + "a" * 32 + '", "scanner": "b", "rule": "r",'
-         ' "severity": "urgent"}]}', "severity"),
+        (
+            '{"version": 1, "findings": [{"fingerprint": "' + "a" * 32 + '", "scanner": "b", "rule": "r",'
+            ' "severity": "urgent"}]}',
+            "severity",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_baseline_is_bad_input(tmp_path: Path, content: str, needle: str) -> None:
     path = tmp_path / "b.json"
     path.write_text(content)
@@ -119,11 +137,19 @@ def test_malformed_baseline_is_bad_input(tmp_path: Path, content: str, needle: s
 
 
 def _suppression(expires: str, **extra: str) -> dict[str, str]:
-    return {"id": "B602", "owner": "@org/security", "reason": "input is a constant", "expires": expires, **extra}
+    return {
+        "id": "B602",
+        "owner": "@org/security",
+        "reason": "input is a constant",
+        "expires": expires,
+        **extra,
+    }
 
 
 def test_active_suppression_hides_a_blocking_finding() -> None:
-    decision = decide([finding(severity=Severity.CRITICAL)], policy(suppressions=[_suppression("2026-12-31")]))
+    decision = decide(
+        [finding(severity=Severity.CRITICAL)], policy(suppressions=[_suppression("2026-12-31")])
+    )
     assert decision.passed
     assert decision.decisions[0].state == SUPPRESSED
     assert decision.decisions[0].suppression is not None
@@ -156,8 +182,12 @@ def test_suppression_valid_through_its_expiry_day_and_flagged_when_close() -> No
 def test_suppression_scoping_by_path_scanner_glob_and_fingerprint() -> None:
     f = finding("CVE-2024-1234", Severity.CRITICAL, scanner="trivy", path="images/app")
     assert decide([f], policy(suppressions=[_suppression("2030-01-01", id="CVE-2024-*")])).passed
-    assert not decide([f], policy(suppressions=[_suppression("2030-01-01", id="CVE-2024-*", path="src/*")])).passed
-    assert not decide([f], policy(suppressions=[_suppression("2030-01-01", id="CVE-2024-*", scanner="grype")])).passed
+    assert not decide(
+        [f], policy(suppressions=[_suppression("2030-01-01", id="CVE-2024-*", path="src/*")])
+    ).passed
+    assert not decide(
+        [f], policy(suppressions=[_suppression("2030-01-01", id="CVE-2024-*", scanner="grype")])
+    ).passed
     assert decide([f], policy(suppressions=[_suppression("2030-01-01", id=f.fingerprint)])).passed
 
 
@@ -187,5 +217,9 @@ def test_missing_explicit_baseline_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_counts_by_severity_and_scanner() -> None:
-    findings = [finding("A", Severity.HIGH), finding("B", Severity.HIGH, scanner="semgrep"), finding("C", Severity.LOW)]
+    findings = [
+        finding("A", Severity.HIGH),
+        finding("B", Severity.HIGH, scanner="semgrep"),
+        finding("C", Severity.LOW),
+    ]
     assert decide(findings, policy()).counts() == {"high": {"bandit": 1, "semgrep": 1}, "low": {"bandit": 1}}

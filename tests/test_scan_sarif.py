@@ -57,27 +57,61 @@ def test_every_corpus_result_becomes_a_finding_or_is_counted(path: Path) -> None
 
 # (file, scanner id, where the severity came from, severity histogram)
 EXPECTED = [
-    ("bandit-python-security-pipeline-1.sarif", "bandit", "result.properties.issue_severity",
-     {"high": 3, "medium": 2, "low": 2}),
+    (
+        "bandit-python-security-pipeline-1.sarif",
+        "bandit",
+        "result.properties.issue_severity",
+        {"high": 3, "medium": 2, "low": 2},
+    ),
     ("checkov-devsecops-pipeline-1.sarif", "checkov", "result.level", {"high": 27}),
-    ("codeql-poc-codeql-artifact-attestation-1.sarif", "codeql", "rule.properties.security-severity",
-     {"critical": 4, "high": 8, "medium": 8}),
-    ("codeql-vulnerable-node-1.sarif", "codeql", "rule.properties.security-severity",
-     {"critical": 1, "high": 8, "medium": 19}),
-    ("grype-klass-web-1.sarif", "grype", "rule.properties.security-severity",
-     {"critical": 15, "high": 42, "medium": 17, "low": 82}),
-    ("kics-andromeda-orchestration-1.sarif", "kics", "rule.defaultConfiguration.level",
-     {"high": 45, "medium": 26, "low": 11}),
+    (
+        "codeql-poc-codeql-artifact-attestation-1.sarif",
+        "codeql",
+        "rule.properties.security-severity",
+        {"critical": 4, "high": 8, "medium": 8},
+    ),
+    (
+        "codeql-vulnerable-node-1.sarif",
+        "codeql",
+        "rule.properties.security-severity",
+        {"critical": 1, "high": 8, "medium": 19},
+    ),
+    (
+        "grype-klass-web-1.sarif",
+        "grype",
+        "rule.properties.security-severity",
+        {"critical": 15, "high": 42, "medium": 17, "low": 82},
+    ),
+    (
+        "kics-andromeda-orchestration-1.sarif",
+        "kics",
+        "rule.defaultConfiguration.level",
+        {"high": 45, "medium": 26, "low": 11},
+    ),
     ("semgrep-fips-certification-1.sarif", "semgrep", "rule.defaultConfiguration.level", {"medium": 10}),
     ("semgrep-pygoat-1.sarif", "semgrep", "rule.defaultConfiguration.level", {"high": 15, "medium": 31}),
     ("snyk-nodejs-goof-1.sarif", "snyk-code", "result.properties.priorityScore", {"high": 5, "medium": 19}),
     ("snyk-tbdex-js-1.sarif", "snyk-open-source", "rule.shortDescription", {"high": 3, "medium": 3}),
     ("snyk-todo-list-1.sarif", "snyk-iac", "rule.shortDescription", {"medium": 6, "low": 10}),
-    ("tfsec-terraform-security-project-1.sarif", "tfsec", "result.level", {"high": 11, "medium": 6, "low": 2}),
-    ("trivy-trivy-sarif-demo-1.sarif", "trivy", "rule.properties.tags",
-     {"critical": 56, "high": 40, "medium": 25, "low": 3}),
-    ("trivy-trivy-test-ghas-1.sarif", "trivy", "rule.properties.security-severity", {"critical": 13, "high": 8}),
-]  # fmt: skip
+    (
+        "tfsec-terraform-security-project-1.sarif",
+        "tfsec",
+        "result.level",
+        {"high": 11, "medium": 6, "low": 2},
+    ),
+    (
+        "trivy-trivy-sarif-demo-1.sarif",
+        "trivy",
+        "rule.properties.tags",
+        {"critical": 56, "high": 40, "medium": 25, "low": 3},
+    ),
+    (
+        "trivy-trivy-test-ghas-1.sarif",
+        "trivy",
+        "rule.properties.security-severity",
+        {"critical": 13, "high": 8},
+    ),
+]
 
 
 @needs_corpus
@@ -97,7 +131,8 @@ def test_codeql_rules_are_found_in_tool_extensions() -> None:
     first = out.findings[0]
     assert first.rule_id == "py/stack-trace-exposure"
     assert first.rule_name == "py/stack-trace-exposure"  # looked up via rule.toolComponent.index
-    assert first.path == "app.py" and first.start_line == 61
+    assert first.path == "app.py"
+    assert first.start_line == 61
 
 
 @needs_corpus
@@ -111,7 +146,8 @@ def test_corpus_quirks_are_reported_not_dropped() -> None:
 @needs_corpus
 def test_kics_corpus_file_breaks_the_official_schema_and_validation_says_where() -> None:
     errors = schema_errors(load_log(CORPUS / "kics-andromeda-orchestration-1.sarif"))
-    assert errors and "taxa" in errors[0]
+    assert errors
+    assert "taxa" in errors[0]
     assert schema_errors(load_log(CORPUS / "bandit-python-security-pipeline-1.sarif")) == []
 
 
@@ -131,15 +167,19 @@ def test_fingerprints_are_stable_across_reads_and_independent_of_line_numbers() 
 
 
 def _log(results: list[dict[str, Any]], rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "Trivy", "rules": rules or []}},
-                                          "results": results}]}  # fmt: skip
+    return {
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "Trivy", "rules": rules or []}}, "results": results}],
+    }
 
 
 def _result(rule: str = "R1", **extra: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "ruleId": rule,
         "message": {"text": "something"},
-        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "src/a.py"}, "region": {"startLine": 3}}}],
+        "locations": [
+            {"physicalLocation": {"artifactLocation": {"uri": "src/a.py"}, "region": {"startLine": 3}}}
+        ],
     }
     base.update(extra)
     return base
@@ -151,7 +191,8 @@ def test_unknown_severity_is_noted_and_fails_safe_to_the_configured_severity() -
     assert out.findings[0].severity is Severity.CRITICAL
     assert out.findings[0].severity_source.startswith("unknown")
     [note] = out.notes
-    assert "security-severity" in note.message and "N/A" in note.message
+    assert "security-severity" in note.message
+    assert "N/A" in note.message
     assert "treated as critical" in note.message
     assert note.where == "runs[0].results[0]"
 
@@ -183,8 +224,11 @@ def test_dangling_rule_index_and_missing_rule_id_are_noted() -> None:
 
 
 def test_pass_and_not_applicable_results_are_counted_not_findings() -> None:
-    out = ingest(_log([_result(kind="pass"), _result(kind="notApplicable"), _result(kind="fail")]), source="t")
-    assert len(out.findings) == 1 and out.not_failures == 2
+    out = ingest(
+        _log([_result(kind="pass"), _result(kind="notApplicable"), _result(kind="fail")]), source="t"
+    )
+    assert len(out.findings) == 1
+    assert out.not_failures == 2
 
 
 @pytest.mark.parametrize(
@@ -230,7 +274,9 @@ def test_merged_output_is_valid_sarif_and_carries_fingerprints_and_suppressions(
     doc = _log([_result("A"), _result("B", properties={"security-severity": "9.5"})])
     out = ingest(doc, source="t")
     fp_a, fp_b = (f.fingerprint for f in out.findings)
-    annotate_results(out, {fp_a: ("unchanged", None), fp_b: ("new", "accepted risk (owner @sec, expires 2099-01-01)")})
+    annotate_results(
+        out, {fp_a: ("unchanged", None), fp_b: ("new", "accepted risk (owner @sec, expires 2099-01-01)")}
+    )
     merged = merged_log(out.logs, {"devopsAgent": {"scanners": []}})
     assert schema_errors(merged) == []
     results = merged["runs"][0]["results"]

@@ -19,9 +19,17 @@ from devops_agent.security.severity import (
 
 @pytest.mark.parametrize(
     ("score", "expected"),
-    [(10.0, "critical"), (9.0, "critical"), (8.9, "high"), (7.0, "high"), (6.9, "medium"), (4.0, "medium"),
-     (3.9, "low"), (0.0, "low")],
-)  # fmt: skip
+    [
+        (10.0, "critical"),
+        (9.0, "critical"),
+        (8.9, "high"),
+        (7.0, "high"),
+        (6.9, "medium"),
+        (4.0, "medium"),
+        (3.9, "low"),
+        (0.0, "low"),
+    ],
+)
 def test_github_security_severity_bands(score: float, expected: str) -> None:
     assert from_score(score).label == expected
     assert parse_value(str(score), "score").label == expected
@@ -41,10 +49,16 @@ def test_cvss_vectors_are_scored() -> None:
 
 @pytest.mark.parametrize(
     ("value", "kind", "why"),
-    [("N/A", "score", "expected a number"), ("11", "score", "between 0 and 10"), (True, "score", "boolean"),
-     ("CVSS:3.1/AV:X", "score", "not a CVSS vector"), ("EXTREME", "label", "not a known severity word"),
-     ("2000", "priority", "between 0 and 1000"), ("fatal", "level", "SARIF level")],
-)  # fmt: skip
+    [
+        ("N/A", "score", "expected a number"),
+        ("11", "score", "between 0 and 10"),
+        (True, "score", "boolean"),
+        ("CVSS:3.1/AV:X", "score", "not a CVSS vector"),
+        ("EXTREME", "label", "not a known severity word"),
+        ("2000", "priority", "between 0 and 1000"),
+        ("fatal", "level", "SARIF level"),
+    ],
+)
 def test_uninterpretable_values_raise_with_the_reason(value: object, kind: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         parse_value(value, kind)

@@ -526,7 +526,7 @@ def pip_audit_to_sarif(
                     },
                     "fullDescription": {"text": description[:2000] or vuln_id},
                     "helpUri": f"https://osv.dev/vulnerability/{vuln_id}",
-                    "properties": props,
+                    "properties": {k: v for k, v in props.items() if v != "unknown"},
                 }
             fixes = ", ".join(vuln.get("fix_versions") or []) or "no fixed version yet"
             aliases = ", ".join(vuln.get("aliases") or [])
