@@ -90,7 +90,9 @@ def gate_settings(
     unknown = gate.get("unknown_severity", "high")
     if unknown not in {"critical", "high", "medium", "low"}:
         raise ConfigError(
-            f"{unknown!r} is not a severity", "use critical, high, medium or low", field="scan.gate.unknown_severity"
+            f"{unknown!r} is not a severity",
+            "use critical, high, medium or low",
+            field="scan.gate.unknown_severity",
         )
     baseline_override = Path(baseline) if baseline else None
     policy = policy_from_config(
@@ -133,7 +135,9 @@ def statuses_from_logs(logs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Sc
                     why = "; ".join(t for t in texts if t)[:300] or "no reason given"
                     out.append(
                         ScannerStatus(
-                            str(name), "failed", f"{source} runs[{r}]: the tool reported executionSuccessful=false ({why})"
+                            str(name),
+                            "failed",
+                            f"{source} runs[{r}]: the tool reported executionSuccessful=false ({why})",
                         )
                     )
     return out
@@ -158,9 +162,8 @@ def evaluate(
         keep = [d.finding for d in first.decisions if d.state != SUPPRESSED]
         changed = write_baseline(settings.baseline_path, keep)
         if actions is not None:
-            actions.info(
-                f"baseline {'written' if changed else 'unchanged'}: {settings.baseline_path} ({len(keep)} finding(s))"
-            )
+            state = "written" if changed else "unchanged"
+            actions.info(f"baseline {state}: {settings.baseline_path} ({len(keep)} finding(s))")
         from devops_agent.security.policy import load_baseline
 
         settings = GateSettings(
@@ -205,7 +208,11 @@ def write_merged(
             "devopsAgent": {
                 "version": __version__,
                 "scanners": [s.to_json() for s in statuses],
-                "gate": {"passed": decision.passed, "threshold": threshold, "reasons": list(decision.reasons)},
+                "gate": {
+                    "passed": decision.passed,
+                    "threshold": threshold,
+                    "reasons": list(decision.reasons),
+                },
             }
         },
     )
@@ -246,7 +253,9 @@ def publish(
     actions.set_output("counts", counts)
     actions.set_output("sarif", str(sarif_out) if sarif_out else "")
     if ctx.json_output:
-        ctx.emit_json(decision_json(decision, statuses, notes, {"sarif": str(sarif_out) if sarif_out else None}))
+        ctx.emit_json(
+            decision_json(decision, statuses, notes, {"sarif": str(sarif_out) if sarif_out else None})
+        )
     elif gating:
         actions.info(
             ("gate passed" if decision.passed else "gate BLOCKED: " + "; ".join(decision.reasons))
@@ -322,7 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sarif_out is not None:
             write_merged(sarif_out, ingested, decision, statuses, settings.threshold_label)
         publish(
-            ctx, decision, statuses, ingested, title=f"{len(logs)} SARIF file(s)", threshold=settings.threshold_label,
+            ctx,
+            decision,
+            statuses,
+            ingested,
+            title=f"{len(logs)} SARIF file(s)",
+            threshold=settings.threshold_label,
             sarif_out=sarif_out,
         )
         return 0 if decision.passed else 1

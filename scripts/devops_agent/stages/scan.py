@@ -120,7 +120,9 @@ def run_scanners(
                         outcome.ingested.extend(result)
                     count = sum(1 for _ in plan.files)
                     outcome.runs.append(
-                        ScannerRun(ScannerStatus("sarif", "ran", f"{count} file(s): " + ", ".join(plan.files)))
+                        ScannerRun(
+                            ScannerStatus("sarif", "ran", f"{count} file(s): " + ", ".join(plan.files))
+                        )
                     )
                     continue
                 scratch = work / plan.name
@@ -137,7 +139,9 @@ def run_scanners(
                     if raw.exists():
                         shutil.copy2(raw, keep_dir / raw.name)
                 if run.log is None:
-                    actions.error(f"{plan.name}: {run.status.detail}", title=f"devops-agent scan: {plan.name} failed")
+                    actions.error(
+                        f"{plan.name}: {run.status.detail}", title=f"devops-agent scan: {plan.name} failed"
+                    )
                     continue
                 _rebase(run.log, prefix)
                 outcome.ingested.extend(
@@ -215,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--sarif-out",
             metavar="FILE",
             default=get_input("sarif-out") or None,
-            help="merged SARIF path (action input `sarif-out`; default <app>/.devops-agent/scan/merged.sarif)",
+            help="merged SARIF path (action input `sarif-out`; "
+            "default <app>/.devops-agent/scan/merged.sarif)",
         )
         parser.add_argument(
             "--no-gate",
