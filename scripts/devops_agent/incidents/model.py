@@ -81,6 +81,13 @@ class IncidentSettings:
                 "use 1 or more (default 3)",
                 field="incidents.escalate_after",
             )
+        parts = self.context_dir.replace("\\", "/").split("/")
+        if self.context_dir.startswith("/") or ".." in parts:
+            raise ConfigError(
+                f"{self.context_dir!r} leaves the app directory",
+                "use a relative path such as docs/operations/failed_deployments",
+                field="incidents.context_dir",
+            )
         if self.escalation_label in self.labels:
             raise ConfigError(
                 f"{self.escalation_label!r} is also an incident label",

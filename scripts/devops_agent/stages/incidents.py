@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -232,8 +233,16 @@ def render_summary(plan: IncidentPlan, outcomes: Sequence[Outcome], run: RunInfo
 
 
 def main(
-    argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, clock: Clock = _utcnow
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    clock: Clock = _utcnow,
+    platform: Platform | None = None,
 ) -> int:
+    """``report-failure`` / ``resolve`` (the command name comes first: MULTI_COMMAND).
+
+    ``env``, ``clock`` and ``platform`` are injectable for tests (a platform passed in is not closed).
+    """
     args_in = list(sys.argv[1:] if argv is None else argv)
     command = args_in[0] if args_in and args_in[0] in COMMANDS else "report-failure"
     rest = args_in[1:] if args_in and args_in[0] in COMMANDS else args_in
@@ -257,11 +266,11 @@ def main(
             )
             if v
         }
-        with get_platform(app_dir, environ) as platform:
+        with nullcontext(platform) if platform is not None else get_platform(app_dir, environ) as backend:
             if args.list:
-                return _print_open(platform, settings, actions, args.json, app_dir)
+                return _print_open(backend, settings, actions, args.json, app_dir)
             local_details: dict[str, Any] = {}
-            if platform.kind == "github":
+            if backend.kind == "github":
                 run = collect.run_from_github_env(environ, app, overrides)
             else:
                 run, local_details = collect.run_from_local(app_dir, app, overrides)
@@ -270,13 +279,13 @@ def main(
             failing = any(s.result == "failure" for s in stages)
             consecutive = 0
             if failing and settings.enabled:
-                ctx = _enrich(ctx, args, platform, settings, actions, environ, app_dir, notes)
-                consecutive = count_consecutive_failures(_history(platform, run, app_dir, notes), run.run_id)
+                ctx = _enrich(ctx, args, backend, settings, actions, environ, app_dir, notes)
+                consecutive = count_consecutive_failures(_history(backend, run, app_dir, notes), run.run_id)
             ctx = replace(ctx, notes=(*ctx.notes, *notes))
             context_dir = args.context_dir or settings.context_dir
             context_path = (Path(context_dir) / render.context_file_name(run)).as_posix() if failing else ""
             incidents = (
-                load_open_incidents(platform, settings, run.pipeline, run.branch) if settings.enabled else []
+                load_open_incidents(backend, settings, run.pipeline, run.branch) if settings.enabled else []
             )
             plan = plan_incidents(
                 ctx,
@@ -297,15 +306,15 @@ def main(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(redact(text, actions), encoding="utf-8")
             if not args.dry_run and not plan.ignored:
-                outcomes = apply_plan(platform, plan, settings, actions)
+                outcomes = apply_plan(backend, plan, settings, actions)
                 if any(o.action == "resolved" for o in outcomes):
                     history_file = record_mttr(app_dir, config, run, outcomes)
             _publish(actions, plan, outcomes, run, args, history_file)
-            if platform.kind == "local" and not args.json:
-                _print_open(platform, settings, actions, False, app_dir)
+            if backend.kind == "local" and not args.json:
+                _print_open(backend, settings, actions, False, app_dir)
         return 0
 
-    return run_command(body)
+    return run_command(body, actions=Actions.from_env(environ, stream=sys.stderr))
 
 
 def _enrich(
