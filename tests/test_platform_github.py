@@ -99,10 +99,10 @@ def test_settings_choose_backend_and_urls(tmp_path: Path) -> None:
     )
     assert explicit.api_url == "https://api.ghe.example.com"
     # in Actions but without a token → local, unless forced
-    assert (
-        PlatformSettings.from_env({"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "o/r"}, tmp_path).kind
-        == "local"
-    )
+    fallback = PlatformSettings.from_env({"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "o/r"}, tmp_path)
+    assert fallback.kind == "local"
+    assert "without a token" in fallback.note
+    assert local.note == ""
     with pytest.raises(ConfigError, match="token"):
         PlatformSettings.from_env({"DEVOPS_AGENT_PLATFORM": "github", "GITHUB_REPOSITORY": "o/r"}, tmp_path)
     with pytest.raises(ConfigError, match="DEVOPS_AGENT_PLATFORM"):

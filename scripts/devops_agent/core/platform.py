@@ -743,6 +743,8 @@ class PlatformSettings:
     api_url: str = "https://api.github.com"
     server_url: str = "https://github.com"
     token: str | None = field(default=None, repr=False)  # never printed
+    #: Why the local backend was chosen inside GitHub Actions ("" otherwise): stages show it.
+    note: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], app_dir: Path | None = None) -> PlatformSettings:
@@ -766,7 +768,13 @@ class PlatformSettings:
         if kind == "local":
             name = (app_dir.resolve().name if app_dir else "") or "app"
             repo = RepoRef.parse(repository, field_name="GITHUB_REPOSITORY") if repository else None
-            return cls("local", repo or RepoRef("local", name))
+            note = ""
+            if on_github and not forced:
+                note = (
+                    "running in GitHub Actions without a token: using the local state store; "
+                    "pass GITHUB_TOKEN (env: GITHUB_TOKEN: ${{ github.token }}) to record on GitHub"
+                )
+            return cls("local", repo or RepoRef("local", name), note=note)
         if not repository:
             raise ConfigError(
                 "the GitHub platform needs the repository",
