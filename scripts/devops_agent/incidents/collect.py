@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +89,23 @@ def run_from_github_env(env: Mapping[str, str], app: str, overrides: Mapping[str
 # -- local mode ---------------------------------------------------------------------------------
 
 
-def local_runs(app_dir: Path, branch: str | None) -> list[tuple[str, str, str | None, dict[str, Any]]]:
-    """(id, status, branch, details) of the local pipeline runs, newest first."""
+@dataclass(frozen=True)
+class LocalRun:
+    id: str
+    status: str  # running | success | failure | cancelled
+    branch: str | None
+    commit: str | None
+    details: Mapping[str, Any]
+
+
+def local_runs(app_dir: Path, branch: str | None) -> list[LocalRun]:
+    """The local pipeline runs (``devops-agent run`` records them), newest first."""
     from devops_agent.core.state import StateStore
 
     with StateStore.for_app(app_dir) as store:
         rows = store.db.execute(
-            "SELECT id, status, branch, details FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 200"
+            "SELECT id, status, branch, commit_sha, details FROM runs"
+            " ORDER BY started_at DESC, rowid DESC LIMIT 200"
         ).fetchall()
     out = []
     for row in rows:
@@ -105,45 +116,52 @@ def local_runs(app_dir: Path, branch: str | None) -> list[tuple[str, str, str | 
         except json.JSONDecodeError:
             details = {}
         out.append(
-            (str(row["id"]), str(row["status"]), row["branch"], details if isinstance(details, dict) else {})
+            LocalRun(
+                str(row["id"]),
+                str(row["status"]),
+                row["branch"],
+                row["commit_sha"],
+                details if isinstance(details, dict) else {},
+            )
         )
     return out
 
 
-def run_from_local(app_dir: Path, app: str, overrides: Mapping[str, str]) -> tuple[RunInfo, dict[str, Any]]:
+def run_from_local(
+    app_dir: Path, app: str, overrides: Mapping[str, str]
+) -> tuple[RunInfo, Mapping[str, Any]]:
     """The local run to report (the newest one unless --run-id) and its recorded details."""
     from devops_agent.core.versioning import git_branch, git_commit
 
-    branch = overrides.get("branch") or git_branch(app_dir) or "local"
     runs = local_runs(app_dir, None)
     wanted = overrides.get("run_id")
-    chosen = next((r for r in runs if r[0] == wanted), None) if wanted else (runs[0] if runs else None)
+    chosen = next((r for r in runs if r.id == wanted), None) if wanted else (runs[0] if runs else None)
     if wanted and chosen is None:
         raise ConfigError(
             f"run {wanted!r} is not in the local state store",
             "pass the id of a local run (see `devops-agent history`) or omit --run-id",
             field="--run-id",
         )
-    run_id = chosen[0] if chosen else (wanted or "local")
-    details = chosen[3] if chosen else {}
+    branch = overrides.get("branch") or (chosen.branch if chosen else None) or git_branch(app_dir) or "local"
+    sha = overrides.get("sha") or (chosen.commit if chosen else None) or git_commit(app_dir) or ""
     return (
         RunInfo(
             pipeline=f"{app}/local",
             workflow="local",
-            run_id=run_id,
+            run_id=chosen.id if chosen else (wanted or "local"),
             branch=branch,
-            sha=overrides.get("sha") or git_commit(app_dir) or "",
+            sha=sha,
             run_attempt=_int(overrides.get("attempt", ""), "--attempt", 1),
         ),
-        details,
+        chosen.details if chosen else {},
     )
 
 
 def local_history(app_dir: Path, branch: str) -> list[RunView]:
     status_map = {"success": "success", "failure": "failure", "cancelled": "cancelled"}
     return [
-        RunView(rid, "completed" if status in status_map else "in_progress", status_map.get(status))
-        for rid, status, _branch, _details in local_runs(app_dir, branch)
+        RunView(r.id, "completed" if r.status in status_map else "in_progress", status_map.get(r.status))
+        for r in local_runs(app_dir, branch)
     ]
 
 

@@ -269,7 +269,7 @@ def main(
         with nullcontext(platform) if platform is not None else get_platform(app_dir, environ) as backend:
             if args.list:
                 return _print_open(backend, settings, actions, args.json, app_dir)
-            local_details: dict[str, Any] = {}
+            local_details: Mapping[str, Any] = {}
             if backend.kind == "github":
                 run = collect.run_from_github_env(environ, app, overrides)
             else:
