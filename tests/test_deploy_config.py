@@ -27,8 +27,12 @@ from tests.fixtures.deploy.support import free_ports, write_config
 @pytest.fixture
 def app(sample_app: Path) -> Iterator[Path]:
     write_config(sample_app, ports=free_ports(2))
-    execute_build(load_config(sample_app / ".github/devops-agent.yml"), sample_app,
-                  Actions.from_env(stream=io.StringIO()), skip_tests=True)
+    execute_build(
+        load_config(sample_app / ".github/devops-agent.yml"),
+        sample_app,
+        Actions.from_env(stream=io.StringIO()),
+        skip_tests=True,
+    )
     settings = deploy_settings(load_config(sample_app / ".github/devops-agent.yml"))
     yield sample_app
     # Only the verification test could have started something; stop it whatever the config is now.
@@ -59,14 +63,24 @@ BAD_DEPLOY = [
     ({"driver": "ftp"}, "deploy.driver"),
     ({"driver": "command"}, "deploy.command"),
     ({"driver": "command", "command": {"deploy": "./d.sh"}}, "rollback"),
-    ({"driver": "gitops", "gitops": {"repository": "x", "path": "../escape.yaml", "format": "yaml"}},
-     "deploy.gitops.path"),
+    (
+        {"driver": "gitops", "gitops": {"repository": "x", "path": "../escape.yaml", "format": "yaml"}},
+        "deploy.gitops.path",
+    ),
     ({"driver": "kubectl"}, "deploy.kubectl"),
     ({"driver": "process", "url": "not a url"}, "deploy.url"),
     ({"driver": "process", "process": {"ports": [18000, 18000]}}, "deploy.process.ports"),
-    ({"driver": "process", "process": {"ports": [1, 2], "command": "python3 app.pyz"}}, "deploy.process.command"),
-    ({"driver": "gitops", "gitops": {"repository": "x", "path": "k.yaml", "format": "yaml",
-                                      "health_url": "ftp://argo/app"}}, "health_url"),
+    (
+        {"driver": "process", "process": {"ports": [1, 2], "command": "python3 app.pyz"}},
+        "deploy.process.command",
+    ),
+    (
+        {
+            "driver": "gitops",
+            "gitops": {"repository": "x", "path": "k.yaml", "format": "yaml", "health_url": "ftp://argo/app"},
+        },
+        "health_url",
+    ),
 ]
 
 
@@ -132,7 +146,9 @@ def test_dry_run_plans_and_changes_nothing(app: Path, capsys: pytest.CaptureFixt
     assert nothing_deployed(app)
 
 
-def test_verification_gate_fails_closed_and_deploys_nothing(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verification_gate_fails_closed_and_deploys_nothing(
+    app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """deploy.verify: true with no signed evidence: exit 1, nothing started, nothing recorded."""
     path = app / ".github" / "devops-agent.yml"
     data = yaml.safe_load(path.read_text())

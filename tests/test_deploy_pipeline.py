@@ -23,7 +23,15 @@ from devops_agent.stages import history as history_stage
 from devops_agent.stages import rollback as rollback_stage
 from devops_agent.stages import validate as validate_stage
 from devops_agent.stages.pipeline import PipelineContext, available_stages, run_pipeline
-from tests.fixtures.deploy.support import build, free_ports, quiet_actions, set_source, set_version, wait_gone, write_config
+from tests.fixtures.deploy.support import (
+    build,
+    free_ports,
+    quiet_actions,
+    set_source,
+    set_version,
+    wait_gone,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 STAGES = [
@@ -95,8 +103,9 @@ def test_pipeline_deploys_validates_then_rolls_back_a_broken_release(app: Path, 
     assert float(actions2.outputs["time-to-restore"]) > 0
 
 
-def test_commands_end_to_end(app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commands_end_to_end(
+    app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     output = tmp_path / "gh-output.txt"
     summary = tmp_path / "gh-summary.md"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))

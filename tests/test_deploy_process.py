@@ -195,7 +195,9 @@ def test_validate_fails_without_rollback_when_disabled(app: Path, tmp_path: Path
     result, data, _ = validate(app, tmp_path, "v2")
     assert result == "failed"
     assert data["rollback"] is None
-    assert driver_for(app).current().release.version == "2.0.0"
+    live = driver_for(app).current()
+    assert live is not None
+    assert live.release.version == "2.0.0"
 
 
 def test_first_release_broken_has_nothing_to_roll_back_to(app: Path, tmp_path: Path) -> None:
@@ -250,13 +252,17 @@ def test_canary_takes_a_share_of_checks_then_is_promoted(app: Path, tmp_path: Pa
     build(app, "2.0.0")
     d2 = deploy(app, tmp_path, "v2")
     assert d2["outcome"]["action"] == "canary"
-    assert driver_for(app).current().release.version == "1.0.0"
+    stable = driver_for(app).current()
+    assert stable is not None
+    assert stable.release.version == "1.0.0"
     result, data, summary = validate(app, tmp_path, "v2")
     assert result == "passed"
     canary_checks = data["canary"]["checks"]
     targets = [c["attempts"][0]["target"] for c in canary_checks]
     assert targets.count("canary") == 2 * 2  # 25% of 8 rounds, 2 checks per round
-    assert driver_for(app).current().release.version == "2.0.0"
+    live = driver_for(app).current()
+    assert live is not None
+    assert live.release.version == "2.0.0"
     assert "Canary phase" in summary
 
 
@@ -279,7 +285,9 @@ def test_failed_canary_is_discarded_and_live_never_changes(app: Path, tmp_path: 
     assert driver_for(app).status().canary is None
 
 
-def test_release_that_exits_before_listening_fails_the_deploy_and_keeps_live(app: Path, tmp_path: Path) -> None:
+def test_release_that_exits_before_listening_fails_the_deploy_and_keeps_live(
+    app: Path, tmp_path: Path
+) -> None:
     build(app, "1.0.0")
     deploy(app, tmp_path, "v1")
     build(app, "2.0.0")

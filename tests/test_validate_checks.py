@@ -100,8 +100,14 @@ def settings(*checks: HttpCheck, **kw: Any) -> ValidateSettings:
 
 
 def test_evaluate_names_every_unmet_expectation() -> None:
-    check = HttpCheck("h", path="/h", expect_status=(200, 204), body_contains="ok",
-                      json={"status": "ok", "db.up": True, "items.1": 2}, latency_ms=100)
+    check = HttpCheck(
+        "h",
+        path="/h",
+        expect_status=(200, 204),
+        body_contains="ok",
+        json={"status": "ok", "db.up": True, "items.1": 2},
+        latency_ms=100,
+    )
     good = Response(204, json.dumps({"status": "ok", "db": {"up": True}, "items": [1, 2]}), 10)
     assert evaluate(check, good) == []
     bad = Response(500, json.dumps({"status": "down", "db": {"up": 1}, "items": [1]}), 250)
@@ -115,7 +121,9 @@ def test_evaluate_names_every_unmet_expectation() -> None:
         "took 250 ms, budget 100 ms",
     ]
     assert evaluate(check, Response(0, "", 5, "connection failed")) == ["connection failed"]
-    assert evaluate(HttpCheck("j", path="/", json={"a": 1}), Response(200, "<html>", 1)) == ["body is not JSON"]
+    assert evaluate(HttpCheck("j", path="/", json={"a": 1}), Response(200, "<html>", 1)) == [
+        "body is not JSON"
+    ]
 
 
 def test_numbers_compare_by_value() -> None:
@@ -145,13 +153,19 @@ def test_canary_share_is_exact_and_never_zero(percent: int, rounds: int) -> None
 # -- against a real server ------------------------------------------------------------------------
 
 
-def test_retries_with_exponential_backoff_until_healthy(server: tuple[str, Behaviour], tmp_path: Path) -> None:
+def test_retries_with_exponential_backoff_until_healthy(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
     url, behaviour = server
     behaviour.fail_first["/healthz"] = 2
     clock = FakeClock()
     probe = RequestsProbe()
-    report = Validator(settings(HttpCheck("health", path="/healthz", json={"status": "ok"}), retries=4),
-                       probe, clock, tmp_path).run(url)
+    report = Validator(
+        settings(HttpCheck("health", path="/healthz", json={"status": "ok"}), retries=4),
+        probe,
+        clock,
+        tmp_path,
+    ).run(url)
     probe.close()
     assert report.passed
     attempts = report.checks[0].attempts
@@ -160,12 +174,16 @@ def test_retries_with_exponential_backoff_until_healthy(server: tuple[str, Behav
     assert behaviour.hits["/healthz"] == 3
 
 
-def test_a_check_that_never_passes_fails_with_its_reason(server: tuple[str, Behaviour], tmp_path: Path) -> None:
+def test_a_check_that_never_passes_fails_with_its_reason(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
     url, behaviour = server
     behaviour.body["/api"] = {"value": 3}
     clock = FakeClock()
     probe = RequestsProbe()
-    report = Validator(settings(HttpCheck("api", path="/api", json={"value": 4})), probe, clock, tmp_path).run(url)
+    report = Validator(
+        settings(HttpCheck("api", path="/api", json={"value": 4})), probe, clock, tmp_path
+    ).run(url)
     probe.close()
     assert not report.passed
     assert report.reason == "check 'api' failed: JSON value = 3, expected 4"
@@ -178,8 +196,9 @@ def test_latency_budget_is_enforced(server: tuple[str, Behaviour], tmp_path: Pat
     url, behaviour = server
     behaviour.delay["/slow"] = 0.3
     probe = RequestsProbe()
-    report = Validator(settings(HttpCheck("slow", path="/slow", latency_ms=50), retries=1), probe, FakeClock(),
-                       tmp_path).run(url)
+    report = Validator(
+        settings(HttpCheck("slow", path="/slow", latency_ms=50), retries=1), probe, FakeClock(), tmp_path
+    ).run(url)
     probe.close()
     assert not report.passed
     assert "budget 50 ms" in report.reason
@@ -190,8 +209,12 @@ def test_overall_timeout_stops_retrying(server: tuple[str, Behaviour], tmp_path:
     behaviour.status["/down"] = 500
     clock = FakeClock()
     probe = RequestsProbe()
-    report = Validator(settings(HttpCheck("down", path="/down"), retries=50, backoff_seconds=1, timeout_seconds=10),
-                       probe, clock, tmp_path).run(url)
+    report = Validator(
+        settings(HttpCheck("down", path="/down"), retries=50, backoff_seconds=1, timeout_seconds=10),
+        probe,
+        clock,
+        tmp_path,
+    ).run(url)
     probe.close()
     assert not report.passed
     # waits 1, 2, 4, then only the 3 s left: never past the 10 s budget
@@ -215,19 +238,26 @@ def test_absolute_url_and_body_contains(server: tuple[str, Behaviour], tmp_path:
     url, behaviour = server
     behaviour.body["/page"] = "<h1>Welcome</h1>"
     probe = RequestsProbe()
-    ok = Validator(settings(HttpCheck("page", url=f"{url}/page", body_contains="Welcome")), probe, FakeClock(),
-                   tmp_path).run(None)
+    ok = Validator(
+        settings(HttpCheck("page", url=f"{url}/page", body_contains="Welcome")), probe, FakeClock(), tmp_path
+    ).run(None)
     probe.close()
     assert ok.passed
     assert ok.checks[0].url == f"{url}/page"
 
 
-def test_smoke_commands_see_the_url_and_fail_the_validation(server: tuple[str, Behaviour], tmp_path: Path) -> None:
+def test_smoke_commands_see_the_url_and_fail_the_validation(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
     url, _ = server
     probe = RequestsProbe()
-    good = settings(HttpCheck("h", path="/"), smoke=('test "$DEVOPS_AGENT_URL" = "' + url + '"',
-                                                     'python3 -c "import urllib.request,os; '
-                                                     "urllib.request.urlopen(os.environ['DEVOPS_AGENT_URL'])\""))
+    good = settings(
+        HttpCheck("h", path="/"),
+        smoke=(
+            'test "$DEVOPS_AGENT_URL" = "' + url + '"',
+            "python3 -c \"import urllib.request,os; urllib.request.urlopen(os.environ['DEVOPS_AGENT_URL'])\"",
+        ),
+    )
     report = Validator(good, probe, FakeClock(), tmp_path).run(url)
     assert report.passed, report.reason
     assert [s.exit_code for s in report.smoke] == [0, 0]
@@ -238,7 +268,9 @@ def test_smoke_commands_see_the_url_and_fail_the_validation(server: tuple[str, B
     assert "checking" in failed.smoke[0].tail
 
 
-def test_soak_repeats_checks_and_catches_a_late_failure(server: tuple[str, Behaviour], tmp_path: Path) -> None:
+def test_soak_repeats_checks_and_catches_a_late_failure(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
     url, behaviour = server
     clock = FakeClock()
     probe = RequestsProbe()

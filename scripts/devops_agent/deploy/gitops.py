@@ -94,6 +94,25 @@ def image_name_of(value: str) -> str:
     return name
 
 
+def _mapping_indent(text: str) -> int:
+    """The indentation of a mapping nested in a mapping (ruamel guesses only sequences)."""
+    previous: tuple[int, str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        if previous is not None:
+            prev_indent, prev_text = previous
+            nested = (
+                prev_text.endswith(":") and not prev_text.startswith("- ") and not stripped.startswith("- ")
+            )
+            if nested and indent > prev_indent:
+                return indent - prev_indent
+        previous = (indent, stripped.split(" #", 1)[0].rstrip())
+    return 2
+
+
 @dataclass(frozen=True)
 class Edit:
     text: str
@@ -109,6 +128,15 @@ def update_manifest(text: str, fmt: str, key: str | None, release: Release, *, w
         from ruamel.yaml.comments import CommentedMap
 
         doc = CommentedMap()
+    else:
+        from ruamel.yaml.util import load_yaml_guess_indent
+
+        _, seq_indent, block_seq_indent = load_yaml_guess_indent(text)
+        y.indent(
+            mapping=_mapping_indent(text),
+            sequence=seq_indent or 2,
+            offset=block_seq_indent or 0,
+        )
     old: str | None
     if fmt == "kustomize":
         name = key or release.image
@@ -294,9 +322,7 @@ class GitopsDriver:
     def _write(self, repo: Path, release: Release) -> Edit:
         path = self._file(repo)
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        edit = update_manifest(
-            text, self.cfg.format, self.cfg.key or self.ctx.settings.image, release, where=self.cfg.path
-        )
+        edit = update_manifest(text, self.cfg.format, self.cfg.key, release, where=self.cfg.path)
         if edit.text != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(edit.text, encoding="utf-8")
@@ -391,7 +417,8 @@ class GitopsDriver:
                 raise StageFailed(
                     f"{release.version} was pushed ({commit[:12]}) but never became healthy: {problem}; "
                     "the deploy commit was reverted",
-                    "check the GitOps controller and the release; raise deploy.gitops.health_timeout_seconds if it is slow",
+                    "check the GitOps controller and the release; "
+                    "raise deploy.gitops.health_timeout_seconds if it is slow",
                 )
             previous = Deployed(previous_release, self.ctx.settings.url) if previous_release else None
             deployed = Deployed(release, self.ctx.settings.url, None, f"commit {commit[:12]}")
@@ -451,8 +478,9 @@ class GitopsDriver:
             problem = self._wait_healthy(target, commit)
             if problem:
                 raise StageFailed(
-                    f"rolled back to {target.version} ({commit[:12]}) but it did not become healthy: {problem}",
-                    "check the GitOps controller; the manifests repository already holds the last good digest",
+                    f"rolled back to {target.version} ({commit[:12]}) "
+                    f"but it did not become healthy: {problem}",
+                    "check the GitOps controller; the manifests repository holds the last good digest",
                 )
             return DeployOutcome(
                 Deployed(target, self.ctx.settings.url, None, f"commit {commit[:12]}"),

@@ -252,7 +252,13 @@ class PlatformRecorder:
         statuses = self.platform.list_deployment_statuses(deployment.id)
         if statuses and statuses[0].state == "success":  # a re-run never downgrades a validated deployment
             return DeploymentEntry(
-                environment, release, run_id, "success", driver, validated=True, ids={"platform": deployment.id}
+                environment,
+                release,
+                run_id,
+                "success",
+                driver,
+                validated=True,
+                ids={"platform": deployment.id},
             )
         self.platform.create_deployment_status(
             deployment.id, "in_progress", description=description[:140], log_url=self.log_url

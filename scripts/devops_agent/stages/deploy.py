@@ -515,7 +515,6 @@ def pipeline_step(ctx: Any) -> Mapping[str, Any]:
     data = result.to_json()
     o = result.outcome
     assert o is not None
-    data["detail"] = (
-        f"{result.plan.release.version} → {result.plan.environment} ({o.action}, {o.deployed.url or result.plan.driver})"
-    )
+    where = o.deployed.url or result.plan.driver
+    data["detail"] = f"{result.plan.release.version} → {result.plan.environment} ({o.action}, {where})"
     return data

@@ -24,7 +24,10 @@ from devops_agent.core.gha import Actions, get_input, md_table
 from devops_agent.deploy.settings import HistorySettings
 
 HEADERS = ["Time (UTC)", "Environment", "Version", "Digest", "Status", "Duration / TTR", "Run", "Notes"]
-TITLE = "# Deployment history\n\nAppended by devops-agent on every deploy, validation and rollback. Newest last.\n\n"
+TITLE = (
+    "# Deployment history\n\n"
+    "Appended by devops-agent on every deploy, validation and rollback. Newest last.\n\n"
+)
 STATUS_ICONS = {
     "deployed": "🚀 deployed",
     "validated": "✅ validated",

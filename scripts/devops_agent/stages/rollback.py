@@ -273,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if environment != settings.environment and not args.yes:
             raise ConfigError(
-                f"rolling back {environment!r} (not the staging environment {settings.environment!r}) needs confirmation",
+                f"rolling back {environment!r} (not the staging environment "
+                f"{settings.environment!r}) needs confirmation",
                 "re-run with --yes (action input `yes: true`) after reading the plan above",
                 field="--yes",
             )

@@ -269,7 +269,10 @@ def render_report(report: ValidationReport, title: str) -> str:
         text += "\n" + md_table(["Smoke command", "Exit", "Time", "Result"], rows)
         for s in report.smoke:
             if not s.passed and s.tail:
-                text += f"\n<details><summary>output of <code>{s.command}</code></summary>\n\n```\n{s.tail}\n```\n</details>\n"
+                text += (
+                    f"\n<details><summary>output of <code>{s.command}</code></summary>\n\n"
+                    f"```\n{s.tail}\n```\n</details>\n"
+                )
     for note in report.notes:
         text += f"\n> [!NOTE]\n> {note}\n"
     return text
@@ -314,7 +317,10 @@ def render_summary(outcome: ValidateOutcome) -> str:
     text = f"## Validate {r.version} in {outcome.environment}: {heads[outcome.result]}\n\n"
     text += f"Digest `{r.ref}` · driver `{outcome.driver}` · {outcome.report.seconds:.2f}s\n\n"
     if outcome.rollback is not None and outcome.rollback.ttr_seconds is not None:
-        text += f"**Time to restore: {outcome.rollback.ttr_seconds:.2f}s** (from the failed check to the healthy previous release)\n\n"
+        text += (
+            f"**Time to restore: {outcome.rollback.ttr_seconds:.2f}s** "
+            "(from the failed check to the healthy previous release)\n\n"
+        )
     if outcome.result != "passed":
         text += f"> [!CAUTION]\n> {outcome.report.reason}\n\n"
     text += mermaid(outcome) + "\n"
@@ -365,7 +371,8 @@ def failure(outcome: ValidateOutcome) -> GateFailed:
     if outcome.result == "rollback-failed":
         error = outcome.rollback.error if outcome.rollback else ""
         return GateFailed(
-            f"validation of {r.version} failed ({outcome.report.reason}) and the rollback did not restore service: {error}",
+            f"validation of {r.version} failed ({outcome.report.reason}) "
+            f"and the rollback did not restore service: {error}",
             "restore service by hand: devops-agent rollback --to <a known-good digest>",
         )
     return GateFailed(
@@ -421,7 +428,6 @@ def pipeline_step(ctx: Any) -> Mapping[str, Any]:
     if outcome.result != "passed":
         raise failure(outcome)
     data = outcome.to_json()
-    data["detail"] = (
-        f"{outcome.release.version}: {len(outcome.report.checks)} checks passed in {outcome.report.seconds:.1f}s"
-    )
+    checks = len(outcome.report.checks)
+    data["detail"] = f"{outcome.release.version}: {checks} checks passed in {outcome.report.seconds:.1f}s"
     return data
