@@ -496,7 +496,33 @@ def plan_package(
                 created_at=version.created_at,
             )
         )
-    return TargetPlan("packages", scope, tuple(deletions), tuple(kept))
+    return TargetPlan("packages", scope, tuple(_parents_first(deletions, edges)), tuple(kept))
+
+
+def _parents_first(deletions: list[Deletion], edges: Mapping[str, Sequence[str]]) -> list[Deletion]:
+    """Order deletions so an index goes before its entries and an image before its signatures:
+    a run interrupted half-way then leaves harmless orphans, never a tag pointing at a broken
+    index. Within one level the planner's order (newest first) is kept."""
+    digest_of = {d.id: normalize_digest(d.name.split(" ", 1)[0]) for d in deletions}
+    doomed = set(digest_of.values())
+    indegree = dict.fromkeys(doomed, 0)
+    for parent in doomed:
+        for child in edges.get(parent, ()):
+            if child in doomed and child != parent:
+                indegree[child] += 1
+    ordered: list[Deletion] = []
+    remaining = list(deletions)
+    while remaining:
+        ready = [d for d in remaining if indegree[digest_of[d.id]] == 0] or remaining[
+            :1
+        ]  # no cycles, but never loop
+        for deletion in ready:
+            remaining.remove(deletion)
+            ordered.append(deletion)
+            for child in edges.get(digest_of[deletion.id], ()):
+                if child in indegree:
+                    indegree[child] -= 1
+    return ordered
 
 
 _EMPTY = Manifest(digest="", media_type="", size=0)

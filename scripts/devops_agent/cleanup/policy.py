@@ -117,7 +117,7 @@ class DeletionSettings:
 class LocalImagesPolicy:
     engine: Literal["auto", "docker", "podman"] = "auto"
     max_age: timedelta = timedelta(days=7)
-    keep: tuple[str, ...] = ()
+    prune_build_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ def _convert(data: Mapping[str, Any], source: str) -> CleanupPolicy:
         local_images=LocalImagesPolicy(
             engine=li.get("engine", "auto"),
             max_age=_dur(li, "max_age", "local_images", timedelta(days=7)) or timedelta(days=7),
-            keep=tuple(li.get("keep", ())),
+            prune_build_cache=bool(li.get("prune_build_cache", True)),
         ),
         source=source,
     )
