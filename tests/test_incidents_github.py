@@ -9,7 +9,7 @@ a 5xx after the issue was created + retry → still one issue.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -415,3 +415,26 @@ def test_secrets_never_reach_the_issue(pipe: Pipeline) -> None:
     assert env_secret not in text
     assert "ghp_" not in text
     assert pipe.gh.fake.token not in issue["body"] + text
+
+
+def test_request_budget_per_lifecycle_step(pipe: Pipeline) -> None:
+    """Requests sent to GitHub per report (reads paginate the label listing; the job-log fetch is
+    separate). Upper bounds: a regression that adds calls per run shows up here."""
+
+    def sent(action: Callable[[], object]) -> tuple[int, int]:
+        before = len(pipe.gh.fake.log)
+        action()
+        new = pipe.gh.fake.log[before:]
+        return len(new), sum(r.method != "GET" for r in new)
+
+    # jobs + runs + list open + labels + create-lookup + twin check; 3 labels + 1 issue
+    assert sent(lambda: fail_run(pipe)) == (10, 4)
+    # jobs + runs + list open + comments + comment-key lookup; 1 comment
+    assert sent(lambda: fail_run(pipe)) == (6, 1)
+    # + labels, escalation comment lookup; comment, escalation comment, label, title
+    assert sent(lambda: fail_run(pipe)) == (11, 4)
+    fixed = pipe.start_run()
+    # list open + comments + comment-key lookup; closing comment + close
+    assert sent(lambda: pipe.report(NEEDS_OK, fixed)) == (5, 2)
+    # nothing open: one listing, no write
+    assert sent(lambda: pipe.report(NEEDS_OK, fixed)) == (1, 0)
