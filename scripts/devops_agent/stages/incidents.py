@@ -362,6 +362,7 @@ def _publish(
     actions.set_output("incidents", [n for n in numbers if n])
     actions.set_output("escalated", any(o.escalated for o in outcomes))
     actions.set_output("resolved", [o.number for o in outcomes if o.action == "resolved"])
+    actions.set_output("history-file", history_file)
     actions.summary(render_summary(plan, outcomes, run, dry_run=args.dry_run))
     if args.json:
         payload = plan_to_json(plan)
