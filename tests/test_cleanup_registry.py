@@ -85,9 +85,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
         else:
-            pytest.fail(
-                f"docker-registry did not start: {proc.stderr.read().decode(errors='replace') if proc.stderr else ''}"
-            )
+            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            pytest.fail(f"docker-registry did not start: {stderr}")
         yield url
     finally:
         proc.terminate()
