@@ -124,7 +124,6 @@ def assess_risk(
     previous: ReleaseRef | None,
     commits: Sequence[Commit] | None,
     freeze_overridden: bool,
-    rollback_target: bool,
 ) -> Risk:
     """An explicit, documented scoring: each factor adds points; 0-1 low, 2-3 medium, 4+ high."""
     points = 0
@@ -134,10 +133,7 @@ def assess_risk(
         reasons.append("promoted during a freeze window (override)")
     if previous is None:
         points += 2
-        reasons.append("first production release")
-    if not rollback_target:
-        points += 2
-        reasons.append("no earlier validated production release to roll back to")
+        reasons.append("first production release: no earlier validated release to roll back to")
     if commits is None:
         points += 1
         reasons.append("the change set is unknown")
@@ -201,7 +197,6 @@ def build_change_record(
             previous=previous,
             commits=commits,
             freeze_overridden=overridden,
-            rollback_target=previous is not None,
         ),
         rollback_plan=rollback_plan(driver, environment, previous, auto_rollback),
         approver=approver,

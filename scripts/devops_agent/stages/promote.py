@@ -284,7 +284,7 @@ def execute_promotion(
     staging_env = settings.staging_environment
 
     # 1. staging
-    records = gather_staging(app_dir, platform, staging_env, inputs.digest)
+    records = gather_staging(app_dir, platform, staging_env, None)  # all: the refusal lists them
     if inputs.digest:
         digest_hex = normalize_digest(inputs.digest, field_name="--digest")
     else:
