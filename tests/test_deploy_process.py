@@ -321,3 +321,37 @@ def test_port_held_by_a_foreign_process_is_refused(app: Path, tmp_path: Path) ->
     finally:
         squatter.close()
     assert driver_for(app).running_pids() == []
+
+
+def test_a_config_switch_is_a_new_blue_green_deployment_and_rolls_back(app: Path, tmp_path: Path) -> None:
+    """Same artifact, broken start-up configuration (e.g. a bad env switch): deployed beside the
+    live release like any other change, fails validation, and the warm previous one is restored."""
+    ports = list(driver_for(app).settings.ports)
+    build(app, "1.0.0")
+    deploy(app, tmp_path, "v1")
+    assert validate(app, tmp_path, "v1")[0] == "passed"
+    first = driver_for(app).current()
+    assert first is not None
+    url1 = first.url
+    # The "switch": serve a directory listing instead of the app (no /healthz) — same digest.
+    write_config(
+        app,
+        ports=ports,
+        deploy={
+            "process": {
+                "ports": ports,
+                "command": "env RELEASE={artifact} python3 -m http.server {port} --bind {host} --directory .",
+                "ready_timeout_seconds": 20,
+            }
+        },
+    )
+    d2 = deploy(app, tmp_path, "v1-config")
+    assert d2["outcome"]["action"] == "deployed", "a new configuration is not 'unchanged'"
+    assert d2["outcome"]["deployed"]["url"] != url1
+    result, data, _ = validate(app, tmp_path, "v1-config")
+    assert result == "rolled-back"
+    assert "status 404" in data["validation"]["reason"]
+    live = driver_for(app).current()
+    assert live is not None
+    assert live.url == url1
+    assert get_json(f"{url1}/healthz")[0] == 200

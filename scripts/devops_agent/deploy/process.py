@@ -57,6 +57,7 @@ class Slot:
     started_at: float | None = None
     log: str | None = None
     copy: str | None = None  # the release copy the process runs (its identity marker)
+    config: str | None = None  # fingerprint of the command + env it was started with
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class Slot:
             "started_at": self.started_at,
             "log": self.log,
             "copy": self.copy,
+            "config": self.config,
         }
 
     @classmethod
@@ -80,6 +82,7 @@ class Slot:
             started_at=data.get("started_at"),
             log=data.get("log"),
             copy=data.get("copy"),
+            config=data.get("config"),
         )
 
 
@@ -133,6 +136,15 @@ class ProcessDriver:
         self.settings = ctx.settings.process
         self.dir = ctx.state_dir
         self.state_path = self.dir / STATE_FILE
+
+    @property
+    def fingerprint(self) -> str:
+        """The start-up configuration: a release with the same digest but another command or
+        environment (deploy.process.command / env) is a new deployment, blue/green like any other."""
+        import hashlib
+
+        blob = json.dumps({"command": self.settings.command, "env": dict(self.settings.env)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # -- state -------------------------------------------------------------------------------
     def _empty(self) -> dict[str, Any]:
@@ -271,7 +283,7 @@ class ProcessDriver:
                     "fix deploy.process.command or install the interpreter",
                 ) from None
         _CHILDREN[proc.pid] = proc
-        slot = Slot(name, port, proc.pid, release, time.time(), str(log_path), str(copy))
+        slot = Slot(name, port, proc.pid, release, time.time(), str(log_path), str(copy), self.fingerprint)
         deadline = time.monotonic() + self.settings.ready_timeout_seconds
         while True:
             if proc.poll() is not None:
@@ -387,6 +399,7 @@ class ProcessDriver:
                 live is not None
                 and live.release is not None
                 and live.release.digest == release.digest
+                and live.config == self.fingerprint
                 and self._alive(live)
             ):
                 deployed = self._deployed(live)
@@ -395,8 +408,11 @@ class ProcessDriver:
             idle_name = SLOTS[1] if live is not None and live.name == SLOTS[0] else SLOTS[0]
             idle = self._slot(data, idle_name)
             assert idle is not None
-            if idle.release is not None and idle.release.digest == release.digest and self._alive(idle):
-                new = Slot(idle.name, idle.port, idle.pid, release, idle.started_at, idle.log, idle.copy)
+            same = idle.release is not None and idle.release.digest == release.digest
+            if same and idle.config == self.fingerprint and self._alive(idle):
+                new = Slot(
+                    idle.name, idle.port, idle.pid, release, idle.started_at, idle.log, idle.copy, idle.config
+                )
                 notes.append(f"reused the running {idle_name} slot (same digest)")
             else:
                 if idle.release is not None:

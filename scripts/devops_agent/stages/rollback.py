@@ -97,7 +97,8 @@ def perform_rollback(
     notes: list[str] = []
     if target is None:
         notes.append(
-            "no validated release is recorded for this environment: restoring the driver's previous release"
+            "no other validated release is recorded for this environment: restoring the release "
+            "the driver kept as previous"
         )
     try:
         with actions.group(
