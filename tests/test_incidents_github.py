@@ -9,6 +9,7 @@ a 5xx after the issue was created + retry → still one issue.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -438,3 +439,20 @@ def test_request_budget_per_lifecycle_step(pipe: Pipeline) -> None:
     assert sent(lambda: pipe.report(NEEDS_OK, fixed)) == (5, 2)
     # nothing open: one listing, no write
     assert sent(lambda: pipe.report(NEEDS_OK, fixed)) == (1, 0)
+
+
+def test_github_refusing_the_report_is_exit_1_but_the_context_is_kept(pipe: Pipeline, tmp_path: Path) -> None:
+    # a read-only token (fork pull request): GitHub answers 403 without any rate-limit hint
+    pipe.gh.fake.inject("status", method="POST", path=r"/issues$", status=403)
+    run_id = pipe.start_run()
+    code = stage.main(
+        ["report-failure", "--app", str(pipe.app), "--needs", NEEDS_FAIL],
+        env=pipe.env(run_id),
+        platform=pipe.gh.platform,
+    )
+    assert code == 1
+    assert pipe.issues() == {}
+    outputs = (tmp_path / f"output-{run_id}-1").read_text(encoding="utf-8")
+    context = re.search(r"context-file<<(\S+)\n(.*)\n", outputs)
+    assert context is not None
+    assert (pipe.app / context.group(2)).is_file()

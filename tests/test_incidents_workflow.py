@@ -133,6 +133,7 @@ def test_documented_job_is_least_privilege_and_uploads_hidden_files() -> None:
     assert job["if"] == "${{ always() && !cancelled() }}"
     upload = job["steps"][-1]
     assert upload["with"]["include-hidden-files"] is True  # the context file is a dot-file
+    assert upload["if"].startswith("${{ always() && ")  # kept even when the report step failed
     assert "concurrency" not in job
 
 

@@ -299,12 +299,16 @@ def main(
             )
             outcomes: list[Outcome] = []
             history_file = ""
+            written = ""
             if plan.context_path and not plan.ignored and not args.dry_run:
                 stage = ctx.failed_stages[0]
                 text = render.render_context_file(ctx, stage, consecutive, plan.context_path)
                 target = app_dir / plan.context_path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(redact(text, actions), encoding="utf-8")
+                written = plan.context_path
+            # before any GitHub write: the context is uploaded even when GitHub refuses the report
+            actions.set_output("context-file", written)
             if not args.dry_run and not plan.ignored:
                 outcomes = apply_plan(backend, plan, settings, actions)
                 if any(o.action == "resolved" for o in outcomes):
@@ -358,7 +362,6 @@ def _publish(
 ) -> None:
     numbers = [o.number for o in outcomes]
     actions.set_output("outcome", plan.outcome)
-    actions.set_output("context-file", plan.context_path if not args.dry_run else "")
     actions.set_output("incidents", [n for n in numbers if n])
     actions.set_output("escalated", any(o.escalated for o in outcomes))
     actions.set_output("resolved", [o.number for o in outcomes if o.action == "resolved"])
