@@ -146,3 +146,43 @@ def test_commands_end_to_end(
     # --stop: everything the driver started is gone.
     assert deploy_stage.main(["--app", str(app), "--stop"]) == 0
     assert "stopped:" in capsys.readouterr().out
+
+
+SUPPLY_CHAIN = [
+    ("build", "devops_agent.stages.build"),
+    ("sbom", "devops_agent.stages.sbom"),
+    ("sign", "devops_agent.stages.sign"),
+    ("deploy-staging", "devops_agent.stages.deploy"),
+    ("validate", "devops_agent.stages.validate"),
+]
+
+
+def test_pipeline_verifies_signed_evidence_before_deploying(app: Path, tmp_path: Path) -> None:
+    """deploy.verify: true (the default) with the real sbom + sign stages: verified, deployed,
+    validated; then a broken start-up configuration of the same artifact rolls back."""
+    pytest.importorskip("devops_agent.stages.sign", reason="the sign stage is not part of this build")
+    ports = list(deploy_settings(load_config(app / ".github/devops-agent.yml")).process.ports)
+    write_config(app, ports=ports, deploy={"verify": True})
+    ctx, actions = run(app, tmp_path, "signed")
+    records = run_pipeline(ctx, SUPPLY_CHAIN)
+    assert [r.status for r in records] == ["passed"] * 5
+    assert ctx.results["deploy-staging"]["verification"]["method"].startswith("devops-agent verify")
+
+    write_config(
+        app,
+        ports=ports,
+        deploy={
+            "verify": True,
+            "process": {
+                "ports": ports,
+                "command": "env RELEASE={artifact} python3 -m http.server {port} --bind {host}",
+            },
+        },
+    )
+    ctx2, actions2 = run(app, tmp_path, "switch")
+    with pytest.raises(GateFailed, match="rolled back"):
+        run_pipeline(ctx2, SUPPLY_CHAIN)
+    assert "Time to restore:" in "".join(actions2.summary_parts)
+    live = ProcessDriver(DriverContext(app, "staging", deploy_settings(ctx2.config))).current()
+    assert live is not None
+    assert healthz(str(live.url))[0] == 200
