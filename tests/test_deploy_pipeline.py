@@ -163,7 +163,7 @@ def test_pipeline_verifies_signed_evidence_before_deploying(app: Path, tmp_path:
     pytest.importorskip("devops_agent.stages.sign", reason="the sign stage is not part of this build")
     ports = list(deploy_settings(load_config(app / ".github/devops-agent.yml")).process.ports)
     write_config(app, ports=ports, deploy={"verify": True})
-    ctx, actions = run(app, tmp_path, "signed")
+    ctx, _ = run(app, tmp_path, "signed")
     records = run_pipeline(ctx, SUPPLY_CHAIN)
     assert [r.status for r in records] == ["passed"] * 5
     assert ctx.results["deploy-staging"]["verification"]["method"].startswith("devops-agent verify")
