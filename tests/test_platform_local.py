@@ -89,3 +89,17 @@ def test_branch_rules_of_an_environment(tmp_path: Path) -> None:
     assert not branch_allowed(custom, "main")
     assert branch_allowed(custom, "v1.0.0", is_tag=True)
     assert not branch_allowed(custom, "v1.0.0")
+
+
+def test_recorded_reviewers_resolve_by_the_same_name(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.db")
+    try:
+        platform = LocalPlatform(store)
+        team = platform.record_reviewer("Team", "ops")
+        user = platform.record_reviewer("User", "alice")
+        assert platform.resolve_reviewer("Team", "ops") == team
+        assert platform.resolve_reviewer("Team", f"{platform.repo.owner}/ops") == team
+        assert platform.resolve_reviewer("User", "alice") == user
+        assert platform.record_reviewer("User", "alice") == user  # stable id
+    finally:
+        store.close()

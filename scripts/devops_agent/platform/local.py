@@ -611,6 +611,8 @@ class LocalPlatform(Platform):
 
     def record_reviewer(self, type_: ReviewerType, name: str) -> Reviewer:
         """Register a local user/team that can be named as a reviewer (ids are stable per name)."""
+        if type_ == "Team" and "/" not in name:
+            name = f"{self.repo.owner}/{name}"  # the same name resolve_reviewer() looks up
         row = self._db.execute(
             "SELECT id FROM platform_reviewers WHERE type = ? AND name = ?", (type_, name)
         ).fetchone()
