@@ -182,3 +182,15 @@ def test_deployment_is_sent_without_required_contexts_or_auto_merge(gh: GitHubHa
     (post,) = gh.fake.requests("POST", "/repos/{owner}/{repo}/deployments")
     assert post.body["required_contexts"] == []
     assert post.body["auto_merge"] is False
+
+
+def test_key_lookup_stops_at_the_page_holding_the_key(gh: GitHubHarness) -> None:
+    gh.fake.page_size = 10
+    for n in range(35):
+        gh.platform.create_issue(f"i{n}", "b", labels=["x"])
+    newest = gh.platform.create_issue("last", "b", labels=["x"], key="wanted")
+    before = len(gh.fake.requests("GET", ISSUES))
+    found = gh.platform.find_issue_by_key("wanted", labels=["x"])
+    assert found is not None
+    assert found.number == newest.number
+    assert len(gh.fake.requests("GET", ISSUES)) - before == 1

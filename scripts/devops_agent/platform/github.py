@@ -386,13 +386,21 @@ class GitHubPlatform(Platform):
         state: IssueStateFilter,
         since: str | None = None,
         is_lookup: bool = False,
+        key: str | None = None,
     ) -> list[Json]:
         params: dict[str, Any] = {"state": state, "sort": "created", "direction": "desc"}
         if labels:
             params["labels"] = ",".join(labels)
         if since:
             params["since"] = since
-        items = self._paginate(f"{self._base}/issues", "list issues", params, is_lookup=is_lookup)
+        items = self._paginate(
+            f"{self._base}/issues",
+            "list issues",
+            params,
+            is_lookup=is_lookup,
+            # looking for one key: stop at the page that holds it
+            stop=None if key is None else (lambda item: body_key(item.get("body")) == key),
+        )
         return [i for i in items if "pull_request" not in i]
 
     def list_issues(
@@ -409,7 +417,7 @@ class GitHubPlatform(Platform):
     def find_issue_by_key(
         self, key: str, *, labels: Sequence[str] = (), state: IssueStateFilter = "all"
     ) -> Issue | None:
-        for item in self._issue_items(labels, state):
+        for item in self._issue_items(labels, state, key=key):
             if body_key(item.get("body")) == key:
                 return self._issue(item)
         return None
@@ -432,7 +440,7 @@ class GitHubPlatform(Platform):
         since = self._since()
 
         def lookup() -> Json | None:
-            for item in self._issue_items(labels, "all", since=since, is_lookup=True):
+            for item in self._issue_items(labels, "all", since=since, is_lookup=True, key=marker):
                 if body_key(item.get("body")) == marker:
                     return item
             return None
@@ -515,7 +523,13 @@ class GitHubPlatform(Platform):
         since = self._since()
 
         def lookup() -> Json | None:
-            items = self._paginate(url, "list comments", {"since": since}, is_lookup=True)
+            items = self._paginate(
+                url,
+                "list comments",
+                {"since": since},
+                is_lookup=True,
+                stop=lambda c: body_key(c.get("body")) == marker,
+            )
             return next((c for c in items if body_key(c.get("body")) == marker), None)
 
         response = self._request(
