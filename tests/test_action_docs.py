@@ -29,14 +29,13 @@ def test_drift_is_detected(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     (root / "actions" / "x").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "action.yml", root / "action.yml")
-    (root / "actions" / "x" / "action.yml").write_text(
-        "name: x\ndescription: d\ninputs:\n  a:\n    description: first\nruns:\n  using: composite\n  steps: []\n")
+    action = "name: x\ndescription: d\ninputs:\n  a:\n    description: {}\nruns:\n  using: composite\n  steps: []\n"
+    (root / "actions" / "x" / "action.yml").write_text(action.format("first"))
     (root / "docs" / "actions").mkdir(parents=True)
     for path, text in pages(root).items():
         path.write_text(text)
     assert stale_pages(root) == []
-    (root / "actions" / "x" / "action.yml").write_text(
-        "name: x\ndescription: d\ninputs:\n  a:\n    description: changed\nruns:\n  using: composite\n  steps: []\n")
+    (root / "actions" / "x" / "action.yml").write_text(action.format("changed"))
     assert stale_pages(root) == ["docs/actions/x.md is stale or missing"]
     (root / "docs" / "actions" / "old.md").write_text("x")
     assert "docs/actions/old.md documents no action" in stale_pages(root)
