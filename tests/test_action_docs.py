@@ -29,7 +29,10 @@ def test_drift_is_detected(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     (root / "actions" / "x").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "action.yml", root / "action.yml")
-    action = "name: x\ndescription: d\ninputs:\n  a:\n    description: {}\nruns:\n  using: composite\n  steps: []\n"
+    action = (
+        "name: x\ndescription: d\ninputs:\n  a:\n    description: {}\n"
+        "runs:\n  using: composite\n  steps: []\n"
+    )
     (root / "actions" / "x" / "action.yml").write_text(action.format("first"))
     (root / "docs" / "actions").mkdir(parents=True)
     for path, text in pages(root).items():
