@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from devops_agent.core.config import load_config
-from devops_agent.core.errors import StageFailed
+from devops_agent.core.errors import GateFailed, StageFailed
 from devops_agent.core.gha import Actions
 from devops_agent.core.state import StateStore
 from devops_agent.deploy import make_driver
@@ -145,3 +145,40 @@ def test_deploy_stage_outputs(sample_app: Path, tmp_path: Path) -> None:
     assert result.plan.release.ref in written
     data = json.loads(json.dumps(result.to_json()))
     assert data["plan"]["driver"] == "command"
+
+
+def test_deploy_from_a_build_output_directory_restores_it(sample_app: Path, tmp_path: Path) -> None:
+    """CI: deploy runs in another job than build; `artifact` is the build's exported output."""
+    from devops_agent.stages.build import export_artifacts
+
+    write_config(
+        sample_app,
+        ports=[1, 2],
+        deploy={
+            "driver": "command",
+            "url": "https://staging.example.test",
+            "command": {"deploy": DEPLOY, "rollback": ROLLBACK},
+        },
+    )
+    config = load_config(sample_app / ".github" / "devops-agent.yml")
+    built = execute_build(config, sample_app, Actions.from_env(stream=io.StringIO()), skip_tests=True)
+    out = tmp_path / "downloaded"
+    export_artifacts(built, sample_app, out)
+    # a fresh checkout: no dist/, no local state
+    import shutil
+
+    shutil.rmtree(sample_app / "dist")
+    shutil.rmtree(sample_app / ".devops-agent")
+    result = execute_deploy(
+        sample_app, config, quiet_actions(tmp_path), DeployInputs(artifact=str(out)), run_id="9"
+    )
+    assert result.plan.release.digest == built.artifacts[0].sha256
+    assert (sample_app / built.artifacts[0].path).is_file()
+    assert calls(sample_app)[0].startswith(f"deploy sha256:{built.artifacts[0].sha256} 1.0.0 staging ")
+    # a tampered download is refused before anything is deployed
+    (out / built.artifacts[0].name).write_bytes(b"tampered")
+    with pytest.raises(GateFailed, match="does not hash to the build's"):
+        execute_deploy(
+            sample_app, config, quiet_actions(tmp_path), DeployInputs(artifact=str(out)), run_id="10"
+        )
+    assert len(calls(sample_app)) == 1

@@ -239,6 +239,65 @@ def _manifest(app_dir: Path) -> dict[str, Any] | None:
     return load_manifest(app_dir) if (state_dir(app_dir) / MANIFEST).exists() else None
 
 
+def build_output_dir(app_dir: Path, artifact: str | None) -> Path | None:
+    """``--artifact DIR``: the build's exported output (artifacts + build-manifest.json)."""
+    if not artifact:
+        return None
+    path = Path(artifact) if Path(artifact).is_absolute() else app_dir / artifact
+    return path if path.is_dir() else None
+
+
+def _read_out_manifest(out_dir: Path) -> dict[str, Any]:
+    import json
+
+    from devops_agent.stages.build import MANIFEST
+
+    try:
+        data: dict[str, Any] = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{out_dir} is a directory without a readable {MANIFEST} ({exc})",
+            "pass the build's output directory (action build, input `out`) or one artifact file",
+            field="--artifact",
+        ) from None
+    return data
+
+
+def adopt_build_output(app_dir: Path, out_dir: Path) -> list[str]:
+    """Restore a build exported by another job into ``app_dir``: every artifact at its manifest
+    path (digest re-checked) and the manifest in the state directory, so verification and the
+    drivers see exactly what the build produced. Returns what was copied."""
+    import shutil
+
+    from devops_agent.core.errors import GateFailed
+    from devops_agent.core.state import state_dir
+    from devops_agent.stages.build import MANIFEST, sha256_file
+
+    manifest = _read_out_manifest(out_dir)
+    copied: list[str] = []
+    for item in manifest.get("artifacts") or []:
+        source = out_dir / str(item["name"])
+        if not source.is_file() or sha256_file(source) != item["sha256"]:
+            raise GateFailed(
+                f"{source} is missing or does not hash to the build's sha256:{str(item['sha256'])[:12]}…",
+                "download the build output of this run unchanged",
+            )
+        target = app_dir / str(item["path"])
+        if not target.is_file() or sha256_file(target) != item["sha256"]:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            copied.append(str(item["path"]))
+    state = state_dir(app_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    if (
+        not (state / MANIFEST).exists()
+        or (state / MANIFEST).read_bytes() != (out_dir / MANIFEST).read_bytes()
+    ):
+        shutil.copyfile(out_dir / MANIFEST, state / MANIFEST)
+        copied.append(f"{state.name}/{MANIFEST}")
+    return copied
+
+
 def prepare(
     app_dir: Path, config: Config, inputs: DeployInputs, *, run_id: str | None
 ) -> tuple[DeploySettings, DeployPlan]:
@@ -246,12 +305,18 @@ def prepare(
     settings = deploy_settings(config)
     vsettings = validate_settings(config)
     history_settings(config)
+    manifest = _manifest(app_dir)
+    artifact = inputs.artifact
+    out_dir = build_output_dir(app_dir, artifact)
+    if out_dir is not None:
+        manifest = _read_out_manifest(out_dir)
+        artifact = None
     release = resolve_release(
         app_dir,
         settings,
-        _manifest(app_dir),
+        manifest,
         digest=inputs.digest,
-        artifact=inputs.artifact,
+        artifact=artifact,
         version=inputs.version,
         run_id=run_id,
     )
@@ -291,6 +356,10 @@ def execute_deploy(
         actions.warning(note, title="deploy")
     if inputs.dry_run:
         return DeployResult(plan, None)
+    out_dir = build_output_dir(app_dir, inputs.artifact)
+    if out_dir is not None:
+        for restored in adopt_build_output(app_dir, out_dir):
+            actions.info(f"restored {restored} from the build output {out_dir}")
     driver = make_driver(driver_context(app_dir, settings, plan.environment, actions, env))
     release = plan.release
     with actions.group(f"verify {release.ref}"):
