@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from devops_agent.core.errors import ConfigError
-from devops_agent.security.sarif import Finding
+from devops_agent.security.sarif import Finding, paused_gc
 from devops_agent.security.severity import THRESHOLDS, Severity, threshold_value
 
 BASELINE_VERSION = 1
@@ -143,6 +143,13 @@ def decide(
     findings: Sequence[Finding],
     policy: GatePolicy,
     scanners: Sequence[ScannerStatus] = (),
+) -> GateDecision:
+    with paused_gc():
+        return _decide(findings, policy, scanners)
+
+
+def _decide(
+    findings: Sequence[Finding], policy: GatePolicy, scanners: Sequence[ScannerStatus]
 ) -> GateDecision:
     expired = tuple(s for s in policy.suppressions if s.expires < policy.today)
     active = [s for s in policy.suppressions if s.expires >= policy.today]
