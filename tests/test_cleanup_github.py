@@ -382,3 +382,49 @@ def test_max_deletions_guard_fails_before_any_write(world: World, tmp_path: Path
         with pytest.raises(GateFailed):
             janitor.act(plan)
     assert world.writes() == []
+
+
+def test_one_run_reaches_the_end_state_within_pages_plus_deletions_plus_two(tmp_path: Path) -> None:
+    clock = FakeClock()
+    now = datetime.fromtimestamp(clock.now, tz=timezone.utc)
+    with FakeGitHub(clock=clock.time) as fake, FakeRegistry() as registry:
+        package = ImagePackage(registry, "octo-org/app")
+        for i in range(230):
+            package.image([f"build-{i}"], now - timedelta(hours=230 - i))
+        package.publish(
+            lambda d, tags, at: fake.add_package_version("org", "octo-org", "container", "app", d, tags, at)
+        )
+        policy = policy_from_data(
+            {
+                "version": 1,
+                "packages": [
+                    {
+                        "name": "app",
+                        "owner": "octo-org",
+                        "owner_kind": "org",
+                        "keep_newest": 10,
+                        "registry": registry.url,
+                        "image": "octo-org/app",
+                    }
+                ],
+                "deletions": {"write_interval": 1.0},
+            }
+        )
+        platform = GitHubPlatform(
+            RepoRef(fake.owner, fake.repo),
+            token=fake.token,
+            api_url=fake.api_url,
+            policy=policy_for(clock, write_interval=1.0),
+        )
+        with platform:
+            janitor = Janitor(policy, platform, None, RegistryManifests(), None, {})
+            outcomes = janitor.act(janitor.plan(("packages",), now))
+            stats = platform.stats()
+        pages = len([r for r in fake.log if r.method == "GET" and r.path.endswith("/versions")])
+        assert pages == 3
+        assert len(outcomes) == 220
+        assert stats.requests <= pages + len(outcomes) + 2
+        assert sum(len(v) for v in fake.packages.values()) == 10
+        # writes were paced: one second between deletions, never two in flight
+        assert sum(clock.slept) == pytest.approx(219.0)
+        assert not fake.violations
