@@ -437,3 +437,23 @@ def test_settings_validation() -> None:
     with pytest.raises(ConfigError, match=r"incidents\.context_dir"):
         IncidentSettings(context_dir="../outside")
     assert IncidentSettings(owners=("@org/team", "bob")).mentions == ("@org/team", "@bob")
+
+
+def test_issue_opened_escalated_is_never_mentioned_again() -> None:
+    """Found by test_incidents_properties: a re-run report of an issue that was opened already
+    escalated posted a second mention (the first one is in the body, not in a comment)."""
+    created = plan(ctx(("build", "failure")), [], consecutive=3).actions[0].create
+    assert created is not None
+    marker = IncidentMarker.parse(created.body)
+    assert marker is not None
+    assert marker.escalated
+    reopened = OpenIncident(1, created.title, created.labels, marker)
+    action = plan(ctx(("build", "failure")), [reopened], consecutive=3).actions[0]
+    assert action.escalation is None
+    assert action.kind == "unchanged"
+    # a human removed the label: it is put back, still without a second mention
+    unlabelled = OpenIncident(1, created.title, ("deployment-failure", "cicd-incident"), marker)
+    esc = plan(ctx(("build", "failure")), [unlabelled], consecutive=4).actions[0].escalation
+    assert esc is not None
+    assert esc.comment is None
+    assert esc.add_label == "escalated"

@@ -220,6 +220,8 @@ class IncidentMarker:
     first_run_id: str
     first_run_attempt: int = 1
     first_run_url: str = ""
+    #: True when the issue was opened already escalated (owners mentioned in its body)
+    escalated: bool = False
 
     def render(self) -> str:
         data = {
@@ -231,6 +233,7 @@ class IncidentMarker:
             "first_run_id": self.first_run_id,
             "first_run_attempt": self.first_run_attempt,
             "first_run_url": self.first_run_url,
+            "escalated": self.escalated,
         }
         text = json.dumps(data, sort_keys=True, ensure_ascii=True)
         # an HTML comment ends at "-->" and must not contain "--": escape dashes (valid JSON)
@@ -257,6 +260,7 @@ class IncidentMarker:
                 first_run_id=str(data["first_run_id"]),
                 first_run_attempt=int(data.get("first_run_attempt", 1)),
                 first_run_url=str(data.get("first_run_url", "")),
+                escalated=data.get("escalated") is True,
             )
         except (ValueError, KeyError, TypeError):
             return None

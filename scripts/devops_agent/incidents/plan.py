@@ -266,6 +266,7 @@ def _open(
         first_run_id=run.run_id,
         first_run_attempt=run.run_attempt,
         first_run_url=run.run_url,
+        escalated=urgent,
     )
     escalation = render.render_escalation(settings, consecutive, run.branch) if urgent else ""
     body = render.render_issue_body(ctx, stage, consecutive, context_path, settings, escalation=escalation)
@@ -309,7 +310,8 @@ def _repeat(
         ekey = f"{key}:escalated"
         has_label = settings.escalation_label in canonical.labels
         has_title = canonical.title.startswith(URGENT_PREFIX)
-        has_comment = ekey in canonical.comment_keys
+        # opened escalated: the owners were mentioned in the body, never mention them again
+        has_comment = ekey in canonical.comment_keys or canonical.marker.escalated
         if not (has_label and has_title and has_comment):
             escalation = Escalation(
                 comment=None
