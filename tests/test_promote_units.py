@@ -239,3 +239,20 @@ def test_production_must_differ_from_staging() -> None:
     with pytest.raises(ConfigError) as info:
         promote_settings(cfg(promote={"environment": "staging"}))
     assert info.value.field == "promote.environment"
+
+
+def test_local_review_is_needed_unless_auto_and_no_local_reviewers(tmp_path: Path) -> None:
+    from devops_agent.core.platform import EnvironmentSpec
+    from devops_agent.platform.local import LocalPlatform
+    from devops_agent.stages.promote import local_needs_review
+
+    assert local_needs_review(tmp_path, promote_settings(cfg())) is True
+    auto = promote_settings(cfg(promote={"auto": True}))
+    assert local_needs_review(tmp_path, auto) is False  # no local environment: nobody to ask
+    platform = LocalPlatform.for_app(tmp_path)
+    try:
+        alice = platform.record_reviewer("User", "alice")
+        platform.put_environment(EnvironmentSpec("production", reviewers=(alice,)))
+    finally:
+        platform.close()
+    assert local_needs_review(tmp_path, auto) is True
