@@ -195,3 +195,22 @@ def test_failed_build_against_the_fake_github(bridge: Bridge, tmp_path: Path) ->
         assert fake.violations == []
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("tool", ["actionlint", "zizmor"])
+def test_documented_job_passes_actionlint_and_zizmor(bridge: Bridge, tmp_path: Path, tool: str) -> None:
+    import subprocess
+    import sys
+
+    binary = Path(sys.executable).parent / tool
+    if not binary.exists():
+        pytest.skip(f"{tool} is not installed in this environment: pip install -e '.[dev]'")
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "devsecops.yml").write_text(workflow_text(bridge), encoding="utf-8")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    args = [str(binary), ".github/workflows/devsecops.yml"]
+    if tool == "zizmor":
+        args[1:1] = ["--offline", "--quiet"]
+    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
