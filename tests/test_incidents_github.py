@@ -456,3 +456,17 @@ def test_github_refusing_the_report_is_exit_1_but_the_context_is_kept(pipe: Pipe
     context = re.search(r"context-file<<(\S+)\n(.*)\n", outputs)
     assert context is not None
     assert (pipe.app / context.group(2)).is_file()
+
+
+def test_unassignable_assignee_does_not_lose_the_incident(
+    pipe: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = pipe.app / ".github/devops-agent.yml"
+    config.write_text(config.read_text(encoding="utf-8") + "  assignees: [ghost]\n", encoding="utf-8")
+    # GitHub answers 422 when an assignee has no access; the fake does not model that check
+    pipe.gh.fake.inject("status", method="POST", path=r"/issues$", status=422)
+    _run_id, payload = fail_run(pipe)
+    assert payload["results"][0]["action"] == "created"
+    [issue] = pipe.issues().values()
+    assert issue["assignees"] == []
+    assert [r.status for r in pipe.gh.fake.requests("POST", "/repos/{owner}/{repo}/issues")] == [422, 201]

@@ -457,3 +457,22 @@ def test_issue_opened_escalated_is_never_mentioned_again() -> None:
     assert esc is not None
     assert esc.comment is None
     assert esc.add_label == "escalated"
+
+
+def test_titles_stay_within_githubs_limit_even_once_escalated() -> None:
+    from devops_agent.incidents.render import MAX_TITLE, incident_title
+
+    long_branch = "feature/" + "x" * 400
+    title = incident_title("app", "build", long_branch, urgent=False)
+    assert len(URGENT_PREFIX + title) <= MAX_TITLE
+    assert title.endswith("…")
+    c = ctx(("build", "failure"), run_info=run(branch=long_branch))
+    action = plan(c, [incident(3, title=title, branch=long_branch)], consecutive=3).actions[0]
+    assert action.escalation is not None
+    assert action.escalation.title is not None
+    assert len(action.escalation.title) <= MAX_TITLE
+
+
+def test_labels_with_commas_are_refused() -> None:
+    with pytest.raises(ConfigError, match="comma"):
+        IncidentSettings(labels=("ci,cd",))

@@ -69,6 +69,12 @@ class IncidentSettings:
     log_lines: int = 40
 
     def __post_init__(self) -> None:
+        if any("," in label for label in (*self.labels, self.escalation_label)):
+            raise ConfigError(
+                "a label contains a comma (labels are listed comma-separated by the issues API)",
+                "rename the label without commas",
+                field="incidents.labels",
+            )
         if not self.labels:
             raise ConfigError(
                 "needs at least one label (incidents are found by label)",

@@ -318,7 +318,7 @@ def _repeat(
                 if has_comment
                 else CommentSpec(render.render_escalation(settings, consecutive, run.branch), ekey),
                 add_label=None if has_label else settings.escalation_label,
-                title=None if has_title else f"{URGENT_PREFIX}{canonical.title}",
+                title=None if has_title else f"{URGENT_PREFIX}{canonical.title}"[: render.MAX_TITLE],
             )
     return StageAction(
         stage,

@@ -46,9 +46,14 @@ def utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+#: GitHub's limit on issue titles.
+MAX_TITLE = 256
+
+
 def incident_title(app: str, stage: str, branch: str, *, urgent: bool) -> str:
     title = f"Pipeline failure: {stage} failed on {branch} ({app})"
-    return f"[URGENT] {title}" if urgent else title
+    title = f"[URGENT] {title}" if urgent else title
+    return title if len(title) <= MAX_TITLE - 9 else title[: MAX_TITLE - 10] + "…"
 
 
 def _fence(text: str) -> str:
