@@ -83,6 +83,45 @@ def semgrep_install_hint() -> str:
     )
 
 
+def semgrep_venv_dir(env: Mapping[str, str]) -> Path:
+    """Where ``--install-semgrep`` puts semgrep's own virtualenv (the runner's tool cache in CI)."""
+    base = env.get("RUNNER_TOOL_CACHE") or env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "devops-agent" / f"semgrep-{SEMGREP_VERSION}"
+
+
+def install_semgrep_commands(venv: Path, python: str = sys.executable) -> list[list[str]]:
+    """The commands that create semgrep's own virtualenv (pinned; its pins conflict with ours)."""
+    return [
+        [python, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         f"semgrep=={SEMGREP_VERSION}"],
+    ]  # fmt: skip
+
+
+def ensure_semgrep(env: Mapping[str, str], run: Callable[[list[str]], int] | None = None) -> str:
+    """Install semgrep into its own virtualenv unless it is already there; return the executable.
+
+    Idempotent: an existing install of the pinned version is reused (``.complete`` marker).
+    """
+    venv = semgrep_venv_dir(env)
+    exe = venv / "bin" / "semgrep"
+    marker = venv / ".complete"
+    if exe.is_file() and marker.is_file():
+        return str(exe)
+    runner = run or (lambda cmd: subprocess.run(cmd, check=False).returncode)
+    for cmd in install_semgrep_commands(venv):
+        code = runner(cmd)
+        if code != 0:
+            from devops_agent.core.errors import StageFailed
+
+            raise StageFailed(
+                f"installing semgrep=={SEMGREP_VERSION} into {venv} failed (exit {code})",
+                f"check access to the package index, or install it yourself and set {SEMGREP_ENV}",
+            )
+    marker.write_text(SEMGREP_VERSION + "\n", encoding="utf-8")
+    return str(exe)
+
+
 def default_rules_dir() -> Path:
     from importlib import resources
 

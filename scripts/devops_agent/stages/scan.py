@@ -29,8 +29,10 @@ from devops_agent.security.sarif import IngestOptions, IngestResult, ingest
 from devops_agent.security.scanners import (
     CHECKOV_ENV,
     SEMGREP_ENV,
+    SEMGREP_VERSION,
     ScannerPlan,
     ScannerRun,
+    ensure_semgrep,
     find_tool,
     not_run,
     plan_scan,
@@ -82,11 +84,13 @@ def path_prefix(app_dir: Path) -> tuple[Path, str]:
     return root, "" if rel == "." else rel
 
 
-def tool_lookup(env: Mapping[str, str]) -> dict[str, tuple[str | None, str | None]]:
-    return {
-        "semgrep": find_tool("semgrep", SEMGREP_ENV, env),
-        "checkov": find_tool("checkov", CHECKOV_ENV, env),
-    }
+def tool_lookup(
+    env: Mapping[str, str], *, install_semgrep: bool = False, semgrep_wanted: bool = True
+) -> dict[str, tuple[str | None, str | None]]:
+    semgrep = find_tool("semgrep", SEMGREP_ENV, env)
+    if semgrep[0] is None and semgrep[1] is None and install_semgrep and semgrep_wanted:
+        semgrep = (ensure_semgrep(env), None)
+    return {"semgrep": semgrep, "checkov": find_tool("checkov", CHECKOV_ENV, env)}
 
 
 def run_scanners(
@@ -192,11 +196,14 @@ def execute_scan(
     threshold: str | None = None,
     baseline: str | None = None,
     write_baseline_file: bool = False,
+    install_semgrep: bool = False,
 ) -> ScanResult:
     env = dict(os.environ if env is None else env)
     scan = config.section("scan")
     settings = gate_settings(scan.get("gate") or {}, app_dir, threshold, baseline)
-    plans = plan_scan(scan, app_dir, tools=tool_lookup(env))
+    wanted = (scan.get("semgrep") or {}).get("enabled", True) is not False
+    tools = tool_lookup(env, install_semgrep=install_semgrep, semgrep_wanted=wanted)
+    plans = plan_scan(scan, app_dir, tools=tools)
     keep = state_dir(app_dir) / SCAN_DIR
     outcome = run_scanners(
         plans, app_dir, actions, env, unknown_severity=settings.unknown_severity, keep_dir=keep
@@ -228,6 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=not get_bool_input("gate", None, default=True),
             help="only scan and write SARIF; exit 1 only when a scanner failed (action input `gate: false`)",
         )
+        parser.add_argument(
+            "--install-semgrep",
+            action="store_true",
+            default=get_bool_input("install-semgrep", None, default=False),
+            help=f"when semgrep is not found, install semgrep=={SEMGREP_VERSION} into its own virtualenv "
+            "(in the runner's tool cache) first (action input `install-semgrep`)",
+        )
         add_gate_options(parser)
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
@@ -241,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threshold=args.threshold,
             baseline=args.baseline,
             write_baseline_file=args.write_baseline,
+            install_semgrep=args.install_semgrep,
         )
         publish(
             ctx,
