@@ -16,15 +16,24 @@ from devops_agent.cleanup.model import (
     PackageRef,
     PackageSnapshot,
     RepoSnapshot,
+    Tag,
 )
 from devops_agent.cleanup.oci import OCI_INDEX, OCI_MANIFEST, Manifest, signature_subject
-from devops_agent.cleanup.planner import group_name, plan_artifacts, plan_branches, plan_caches, plan_package
+from devops_agent.cleanup.planner import (
+    group_name,
+    plan_artifacts,
+    plan_branches,
+    plan_caches,
+    plan_package,
+    plan_tags,
+)
 from devops_agent.cleanup.policy import (
     ArtifactPolicy,
     BranchPolicy,
     CachePolicy,
     PackagePolicy,
     Retention,
+    TagPolicy,
     matches_any,
 )
 from devops_agent.core.platform import Artifact, Branch, Cache, PackageVersion, PullRequest
@@ -348,6 +357,7 @@ def test_registry_never_deletes_deployed_children_or_signatures_of_kept_or_newes
     for version in roots:
         if policy.keep_tags and any(matches_any(t, policy.keep_tags) for t in version.tags):
             assert version.name not in deleted
+    assert not roots or any(v.name not in deleted for v in roots)  # a package is never emptied
     # 4. an orphan (not part of a deleted tagged image) goes only under `orphans: delete` and
     #    only when older than orphan_min_age
     by_name = {v.name: v for v in snapshot.versions}
@@ -383,3 +393,41 @@ def test_registry_skips_the_package_when_any_manifest_is_unknown(
     plan = plan_package(replace(snapshot, manifests=manifests), policy, deployed, NOW)
     assert plan.deletions == ()
     assert plan.skipped
+
+
+@st.composite
+def tag_cases(draw: st.DrawFn) -> tuple[list[Tag], TagPolicy, set[str]]:
+    names = draw(
+        st.lists(
+            st.sampled_from(["v1.0", "v1.1", "v2.0", "nightly-1", "nightly-2", "rc-1", "x"]), unique=True
+        )
+    )
+    tags = [
+        Tag(n, hashlib.sha1(n.encode()).hexdigest(), draw(st.one_of(ages, ages, st.none())))
+        for n in names  # noqa: S324 - fake shas
+    ]
+    max_age = draw(durations)
+    retention = Retention(
+        max_age,
+        draw(st.integers(min_value=0 if max_age else 1, max_value=3)),
+        tuple(draw(st.lists(st.sampled_from(["v*", "nightly-*", "*"]), max_size=2))),
+        tuple(draw(st.lists(st.sampled_from(["v*", "rc-*"]), max_size=1))),
+    )
+    protected = set(draw(st.lists(st.sampled_from(names), max_size=2))) if names else set()
+    return tags, TagPolicy(enabled=True, retention=retention), protected
+
+
+@PROPS
+@given(tag_cases())
+def test_tags_never_keep_pattern_protected_or_newest_n(case: tuple[list[Tag], TagPolicy, set[str]]) -> None:
+    tags, policy, protected = case
+    plan = plan_tags(tags, policy, NOW, protected=protected)
+    deleted = {d.id for d in plan.deletions}
+    retention = policy.retention
+    assert not deleted & protected
+    for name in deleted:
+        assert not (retention.keep and matches_any(name, retention.keep))
+        assert not retention.include or matches_any(name, retention.include)
+    considered = [t for t in tags if not retention.include or matches_any(t.name, retention.include)]
+    considered.sort(key=lambda t: (t.date or datetime.min.replace(tzinfo=timezone.utc), t.name), reverse=True)
+    assert not {t.name for t in considered[: retention.keep_newest]} & deleted

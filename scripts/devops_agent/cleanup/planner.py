@@ -418,6 +418,12 @@ def plan_package(
         if digest in deployed_n:
             kept_reason[digest] = "deployed (recorded in a deployment)"
             candidates.pop(digest, None)
+    if roots and all(digest_of(v) in candidates for v in roots):
+        # GitHub refuses to delete the last tagged version of a package (delete the package
+        # instead), and a package emptied by a retention rule is rarely what anyone meant.
+        newest = digest_of(roots[0])
+        candidates.pop(newest)
+        kept_reason[newest] = "the newest version: a package is never emptied (delete the package instead)"
 
     parents: dict[str, str] = {}
     kept_set = _closure(kept_reason, edges, parents)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +22,12 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its particulars (digests, numbers), to count kept items by kind."""
+    reason = re.sub(r"\b(sha256:)?[0-9a-f]{12,64}\b", "<digest>", reason)
+    return re.sub(r"(#|run )\d+", r"\1N", reason)
 
 
 def build_report(
