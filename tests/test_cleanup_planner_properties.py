@@ -78,7 +78,7 @@ def repositories(draw: st.DrawFn) -> tuple[RepoSnapshot, BranchPolicy]:
     branches = tuple(
         Branch(
             name,
-            hashlib.sha1(name.encode()).hexdigest(),  # noqa: S324 - a fake sha
+            hashlib.sha256(name.encode()).hexdigest()[:40],  # a fake commit sha
             protected=draw(st.integers(min_value=0, max_value=3)) == 0,
             commit_date=draw(st.one_of(ages, ages, st.none())),
         )
@@ -403,8 +403,8 @@ def tag_cases(draw: st.DrawFn) -> tuple[list[Tag], TagPolicy, set[str]]:
         )
     )
     tags = [
-        Tag(n, hashlib.sha1(n.encode()).hexdigest(), draw(st.one_of(ages, ages, st.none())))
-        for n in names  # noqa: S324 - fake shas
+        Tag(n, hashlib.sha256(n.encode()).hexdigest()[:40], draw(st.one_of(ages, ages, st.none())))
+        for n in names
     ]
     max_age = draw(durations)
     retention = Retention(
