@@ -207,3 +207,13 @@ def test_unknown_semgrep_rule_file_is_bad_input(tmp_path: Path) -> None:
         plan_scan(
             {"semgrep": {"rules": ["rules/missing.yml"]}}, tmp_path, tools={"semgrep": ("/bin/true", None)}
         )
+
+
+@pytest.mark.slow
+@needs_semgrep
+def test_sample_app_passes_its_own_gate(env: dict[str, Path], sample_app: Path) -> None:
+    """examples/sample-app: stdlib only (pip-audit has nothing to ask OSV), clean under bandit+semgrep."""
+    assert scan.main(["--app", str(sample_app)]) == 0
+    summary = env["summary"].read_text()
+    assert "✅ passed" in summary
+    assert "nothing to audit" in summary

@@ -600,6 +600,15 @@ def run_pip_audit(
 ) -> ScannerRun:
     """pip-audit against OSV, failing closed: no fresh report, no canary hit → failed (blocks)."""
     assert plan.osv_url is not None
+    listed = [
+        line
+        for req in plan.requirements
+        for line in (app_dir / req).read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not listed:  # e.g. a stdlib-only app: nothing to ask the vulnerability source about
+        detail = f"no requirements listed in {', '.join(plan.requirements)}: nothing to audit"
+        return ScannerRun(ScannerStatus("pip-audit", "ran", detail), {"version": "2.1.0", "runs": []}, [])
     out = work / "pip-audit.json"
     if out.exists():
         out.unlink()
