@@ -119,6 +119,12 @@ def test_unreachable_source_blocks_with_a_clear_message(
     assert "No known vulnerabilities" not in summary
     scanners = doc["properties"]["devopsAgent"]["scanners"]  # type: ignore[index]
     assert [s["status"] for s in scanners if s["name"] == "pip-audit"] == ["failed"]
+    # a later `gate` over the merged SARIF still knows the audit failed
+    from devops_agent.stages import gate
+
+    assert (
+        gate.main(["--app", str(app), "--sarif", str(tmp_path / "merged.sarif"), "--threshold", "none"]) == 1
+    )
 
 
 @pytest.mark.slow

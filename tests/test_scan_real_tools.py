@@ -217,3 +217,20 @@ def test_sample_app_passes_its_own_gate(env: dict[str, Path], sample_app: Path) 
     summary = env["summary"].read_text()
     assert "✅ passed" in summary
     assert "nothing to audit" in summary
+
+
+def test_malformed_external_sarif_is_bad_input_before_anything_changes(
+    env: dict[str, Path], tmp_path: Path
+) -> None:
+    app = copy_app("clean-app", tmp_path)
+    config = app / ".github" / "devops-agent.yml"
+    data = yaml.safe_load(config.read_text())
+    data["scan"] = {"bandit": {"enabled": False}, "semgrep": {"enabled": False}, "sarif": ["reports/*.sarif"]}
+    config.write_text(yaml.safe_dump(data))
+    (app / "reports").mkdir()
+    (app / "reports" / "trivy.sarif").write_text('{"version": "2.1.0", "runs": [')
+    previous = app / ".devops-agent" / "scan" / "merged.sarif"
+    previous.parent.mkdir(parents=True)
+    previous.write_text("{}")
+    assert scan.main(["--app", str(app)]) == 2
+    assert previous.read_text() == "{}"

@@ -104,6 +104,8 @@ def run_scanners(
 ) -> ScanOutcome:
     root, prefix = path_prefix(app_dir)
     outcome = ScanOutcome()
+    # Read the external SARIF first: a malformed file is bad input (exit 2) before anything changed.
+    external = {p.name: run_external(p, app_dir) for p in plans if p.action == "run" and p.name == "sarif"}
     if keep_dir.exists():
         shutil.rmtree(keep_dir)  # a fresh directory per scan: stale reports can never be read
     keep_dir.mkdir(parents=True)
@@ -115,7 +117,7 @@ def run_scanners(
                 continue
             with actions.group(f"scan: {plan.name}"):
                 if plan.name == "sarif":
-                    for rel, log in run_external(plan, app_dir):
+                    for rel, log in external[plan.name]:
                         result = ingest(
                             log,
                             source=rel,
