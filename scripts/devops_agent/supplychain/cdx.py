@@ -74,8 +74,16 @@ def render_cyclonedx(inventory: Inventory, *, author: str, timestamp: dt.datetim
         cdx = _component(comp)
         bom.components.add(cdx)
         by_ref[comp.ref] = cdx
+    # Every ref has exactly one entry in the inventory's graph, so build the Dependency objects
+    # directly (Bom.register_dependency searches the whole graph per call: quadratic).
+    from cyclonedx.model.dependency import Dependency
+
     for ref, deps in inventory.dependencies.items():
-        bom.register_dependency(by_ref[ref], [by_ref[d] for d in deps])
+        bom.dependencies.add(
+            Dependency(
+                ref=by_ref[ref].bom_ref, dependencies=[Dependency(ref=by_ref[d].bom_ref) for d in deps]
+            )
+        )
     import warnings
 
     with warnings.catch_warnings():

@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -190,13 +191,19 @@ def _supplier(meta: Mapping[str, str]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def spdx_licensing() -> Any:
+    """One SPDX licensing index per process (building it costs ~0.1 s; spdx-tools shares it)."""
+    from spdx_tools.common.spdx_licensing import spdx_licensing as shared  # type: ignore[import-untyped,unused-ignore]
+
+    return shared
+
+
 def _license(meta: Mapping[str, str]) -> str | None:
     value = (meta.get("License-Expression") or "").strip()
     if not value:
         return None
-    from license_expression import get_spdx_licensing  # type: ignore[import-untyped,unused-ignore]
-
-    info = get_spdx_licensing().validate(value)
+    info = spdx_licensing().validate(value)
     return value if not info.errors and not info.invalid_symbols else None
 
 

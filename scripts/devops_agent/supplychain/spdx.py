@@ -32,9 +32,9 @@ def _package(c: Component) -> Any:
 
     license_value: Any = m.SpdxNoAssertion()
     if c.license:
-        from license_expression import get_spdx_licensing  # type: ignore[import-untyped,unused-ignore]
+        from devops_agent.supplychain.inventory import spdx_licensing
 
-        license_value = get_spdx_licensing().parse(c.license)
+        license_value = spdx_licensing().parse(c.license)
     purpose = {
         "application": m.PackagePurpose.APPLICATION,
         "file": m.PackagePurpose.FILE,
