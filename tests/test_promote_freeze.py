@@ -235,7 +235,11 @@ def test_every_minute_across_dst_days_matches_the_interval_definition() -> None:
         for minute in range(0, 26 * 60):
             now = start_utc + timedelta(minutes=minute)
             expected = any(s <= now < e for s, e in intervals)
-            assert evaluate([window], now).blocked is expected, (tz, now.isoformat())
+            decision = evaluate([window], now)
+            assert decision.blocked is expected, (tz, now.isoformat())
+            # the next window always lies ahead (cronsim can hand back a past time in a repeated hour)
+            assert decision.upcoming is not None
+            assert decision.upcoming.start > now, (tz, now.isoformat())
 
 
 _FIELDS = st.lists(st.integers(0, 59), min_size=1, max_size=3, unique=True)

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from itertools import islice
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -329,8 +330,14 @@ def _cron_end(window: FreezeWindow, fire: datetime) -> datetime:
 
 
 def _cron_active(window: FreezeWindow, now: datetime) -> ActiveFreeze | None:
+    """The window (of the fires up to now) that covers now and ends last, chained forward.
+
+    Scans forward from ``now - duration - 1 day``: ends are NOT monotonic in the fire time on a
+    fall-back day (a wall-clock duration then spans an extra hour), and cronsim, started inside
+    the repeated hour, may return the first occurrence — a time already past. A forward scan over
+    the whole span sees every fire exactly once.
+    """
     assert window.duration is not None
-    # A fire up to duration (+ one day of DST/offset slack) ago can still cover now.
     lower = now - window.duration - timedelta(days=1, seconds=1)
     best: ActiveFreeze | None = None
     for fire in _cron_fires(window, lower):
@@ -342,19 +349,20 @@ def _cron_active(window: FreezeWindow, now: datetime) -> ActiveFreeze | None:
     if best is None:
         return None
     # Follow windows that start before the current one ends (back-to-back freezes).
-    start, end = best.start, best.end
+    end = best.end
     fires = _cron_fires(window, now)
     for _ in range(_MAX_CHAIN):
         following = next(fires, None)
         if following is None or following >= end:
             break
         end = max(end, _cron_end(window, following))
-    return ActiveFreeze(window, start, end)
+    return ActiveFreeze(window, best.start, end)
 
 
 def _next_start(window: FreezeWindow, now: datetime, horizon: timedelta) -> ActiveFreeze | None:
     if window.cron:
-        fire = next(_cron_fires(window, now), None)
+        # skip what cronsim may return from inside a repeated (fall-back) hour: times already past
+        fire = next((f for f in islice(_cron_fires(window, now), _MAX_CHAIN) if f > now), None)
         if fire is None or fire - now > horizon:
             return None
         return ActiveFreeze(window, fire, _cron_end(window, fire))
