@@ -52,6 +52,11 @@ def test_identity_binds_the_signing_workflow(sample_app: Path) -> None:
     identity = derive_identity(config, sample_app, reusable)
     assert identity.builder_id == expected  # provenance builder = the certified signer
     assert identity.workflow_ref == GHA["GITHUB_WORKFLOW_REF"]  # external parameter = the caller's run
+    job_env = {
+        **GHA,
+        "DEVOPS_AGENT_SIGNER_WORKFLOW": "org/devops-agent/.github/workflows/devsecops.yml@refs/tags/v1",
+    }
+    assert sigstore_identity_for(job_env).identity == expected
     with pytest.raises(GateFailed, match="signer-workflow"):
         sigstore_identity_for({})
 

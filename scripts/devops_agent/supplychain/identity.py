@@ -118,9 +118,15 @@ def derive_identity(
 
 
 def signer_workflow(env: Mapping[str, str]) -> str:
-    """The workflow that builds and signs: action input `signer-workflow` (pass `${{ job.workflow_ref }}`
-    from a reusable workflow, whose identity Fulcio certifies), else the run's GITHUB_WORKFLOW_REF."""
-    return env.get("DEVOPS_AGENT_INPUT_SIGNER_WORKFLOW", "").strip() or env.get("GITHUB_WORKFLOW_REF", "")
+    """The workflow that builds and signs, ``owner/repo/path@ref``: the action input
+    `signer-workflow`, else ``$DEVOPS_AGENT_SIGNER_WORKFLOW`` (set once per job for stages that call
+    verify indirectly, e.g. deploy), else the run's GITHUB_WORKFLOW_REF. From a reusable workflow pass
+    its own ref (``job.workflow_ref``): that is the identity Fulcio certifies."""
+    for name in ("DEVOPS_AGENT_INPUT_SIGNER_WORKFLOW", "DEVOPS_AGENT_SIGNER_WORKFLOW", "GITHUB_WORKFLOW_REF"):
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return ""
 
 
 def _workflow_inputs(env: Mapping[str, str]) -> dict[str, Any]:
