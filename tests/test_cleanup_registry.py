@@ -275,19 +275,3 @@ def test_janitor_resolves_real_multi_arch_images_and_never_breaks_a_kept_tag(
     # A second plan on the new state deletes nothing.
     assert janitor.plan(("packages",), NOW).deletions == ()
     store.close()
-
-
-def test_registry_client_follows_a_bearer_challenge(tmp_path: Path) -> None:
-    from tests.fakes.registry import FakeRegistry
-
-    with FakeRegistry(token="s3cret") as fake:
-        digest = fake.put("octo-org/app", {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []})
-        anonymous = RegistryClient(fake.url)
-        with pytest.raises(Exception, match="refused a pull token"):
-            anonymous.get_manifest("octo-org/app", digest)
-        client = RegistryClient(fake.url, username="user", password="s3cret")
-        manifest = client.get_manifest("octo-org/app", digest)
-        assert manifest is not None
-        assert manifest.digest == digest
-        assert client.get_manifest("octo-org/app", digest) is not None
-        assert client.requests == 4  # 401, token, manifest; then the cached token: one GET

@@ -41,6 +41,7 @@ class FakeRegistry:
         self.token = token
         self.issued = "registry-pull-token"
         self.log: list[tuple[str, str, int]] = []
+        self.fail_next: list[int] = []  # statuses answered to the next manifest GETs (fault injection)
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -104,6 +105,16 @@ class FakeRegistry:
                 b'{"errors":[{"code":"UNAUTHORIZED"}]}',
                 {"www-authenticate": challenge},
             )
+        if "/manifests/" in path and self.fail_next:
+            with self.lock:
+                status = self.fail_next.pop(0) if self.fail_next else 0
+            if status:
+                return (
+                    status,
+                    "application/json",
+                    b'{"errors":[{"code":"UNAVAILABLE"}]}',
+                    {"retry-after": "2"},
+                )
         if not path.startswith("/v2/") or "/manifests/" not in path:
             return 404, "application/json", b'{"errors":[{"code":"NOT_FOUND"}]}', {}
         repository, _, reference = path[4:].partition("/manifests/")

@@ -14,10 +14,11 @@ import hashlib
 import json
 import re
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 #: cosign's tag scheme (and the OCI referrers tag-schema fallback without a suffix).
 SIGNATURE_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(sig|att|sbom))?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class RegistryClient:
         password: str | None = None,
         timeout: float = 30.0,
         workers: int = 4,
+        attempts: int = 4,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if "://" not in base_url:
             base_url = f"https://{base_url}"
@@ -140,6 +145,9 @@ class RegistryClient:
         self._password = password
         self.timeout = timeout
         self.workers = max(1, workers)
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self._sleep = sleep
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
         self.requests = 0
@@ -187,21 +195,31 @@ class RegistryClient:
         return str(data.get("token") or data.get("access_token") or "")
 
     def get_manifest(self, repository: str, digest: str) -> Manifest | None:
-        """The manifest ``digest`` of ``repository``; None when the registry does not have it."""
+        """The manifest ``digest`` of ``repository``; None when the registry does not have it.
+
+        ``429`` and ``5xx`` answers are retried (``retry-after`` honoured, at most 30 s a wait,
+        ``attempts`` in all); any other failure raises, and the planner then leaves the package
+        alone."""
         url = f"{self.base_url}/v2/{repository}/manifests/{digest}"
-        for attempt in range(2):
+        authenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
             request = urllib.request.Request(url, headers={"Accept": ACCEPT})  # noqa: S310 - scheme checked in __init__
             token = self._tokens.get(repository)
             if token:
                 request.add_header("Authorization", f"Bearer {token}")
             status, headers, body = self._open(request)
             lower = {k.lower(): v for k, v in headers.items()}
-            if (
-                status == 401
-                and attempt == 0
-                and lower.get("www-authenticate", "").lower().startswith("bearer")
-            ):
-                self._tokens[repository] = self._token(lower["www-authenticate"], repository)
+            challenge = lower.get("www-authenticate", "")
+            if status == 401 and not authenticated and challenge.lower().startswith("bearer"):
+                self._tokens[repository] = self._token(challenge, repository)
+                authenticated = True
+                continue
+            if status in _RETRYABLE and attempt < self.attempts:
+                retry_after = lower.get("retry-after", "")
+                wait = float(retry_after) if retry_after.isdigit() else self.backoff * 2 ** (attempt - 1)
+                self._sleep(min(wait, 30.0))
                 continue
             if status == 404:
                 return None
@@ -217,7 +235,6 @@ class RegistryClient:
                     "the registry is misbehaving; nothing was deleted",
                 )
             return parse_manifest(body, digest=digest, media_type=lower.get("content-type"))
-        return None
 
     def get_manifests(self, repository: str, digests: Iterable[str]) -> dict[str, Manifest | None]:
         """Several manifests, fetched by a few threads (reads only)."""
