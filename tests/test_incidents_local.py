@@ -152,3 +152,17 @@ def test_resolve_refuses_failed_needs(sample_app: Path, capsys: pytest.CaptureFi
     code, out = cli(sample_app, capsys, "--needs", '{"build": {"result": "failure"}}', command="resolve")
     assert code == 2
     assert "report-failure" in out
+
+
+def test_damaged_evidence_does_not_stop_the_report(
+    sample_app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (sample_app / "merged.sarif").write_text('{"runs": [', encoding="utf-8")
+    record_run(sample_app, "failure", "scan")
+    code, _out = cli(sample_app, capsys, "--gate-report", "merged.sarif", "--deployment-report", "none.json")
+    assert code == 0
+    [issue] = issues(sample_app)
+    assert "scan failed" in issue.title
+    text = next((sample_app / "docs/operations/failed_deployments").iterdir()).read_text(encoding="utf-8")
+    assert "gate report merged.sarif is not readable JSON" in text
+    assert "deployment report none.json was not found" in text

@@ -192,7 +192,9 @@ def test_deployment_rows_from_report_and_stage_outputs(tmp_path: Path) -> None:
         StageResult("deploy-staging", "success", {"url": "http://127.0.0.1:18081"}),
         StageResult("build", "success", {"v": "1"}),
     ]
-    rows = dict(deployment_rows(report, stages, Actions.from_env({})))
+    found, notes = deployment_rows(report, stages, Actions.from_env({}))
+    rows = dict(found)
+    assert notes == ()
     assert rows["result"] == "rolled-back"
     assert rows["rollback.to"] == "1.2.2"
     assert rows["deploy-staging.url"] == "http://127.0.0.1:18081"
@@ -265,3 +267,26 @@ def test_resolution_comment_states_mttr_and_fixing_run() -> None:
     text = render.render_resolution(run, "build", T0, T0 + timedelta(minutes=95), timedelta(minutes=95))
     assert "**1h 35m 00s**" in text
     assert "[run #9 (attempt 2)](https://github.com/o/r/actions/runs/55)" in text
+
+
+def test_damaged_reports_become_notes_not_errors(tmp_path: Path) -> None:
+    actions = Actions.from_env({})
+    truncated = tmp_path / "merged.sarif"
+    truncated.write_text('{"version": "2.1.0", "runs": [{"results": [', encoding="utf-8")
+    not_sarif = tmp_path / "other.sarif"
+    not_sarif.write_text('{"runs": "nope"}', encoding="utf-8")
+    odd = tmp_path / "odd.sarif"
+    odd.write_text('{"runs": [{"results": ["x", {"ruleId": "R1", "level": "error"}]}, 7]}', encoding="utf-8")
+    findings, total, notes = sarif_findings([truncated, not_sarif, odd], actions)
+    assert total == 1
+    assert findings[0].rule == "R1"
+    assert len(notes) == 2
+    assert "merged.sarif is not readable JSON" in notes[0]
+    assert "other.sarif is not a SARIF" in notes[1]
+    report = tmp_path / "validate.json"
+    report.write_text("[1, 2]", encoding="utf-8")
+    rows, dep_notes = deployment_rows(report, [], actions)
+    assert rows == ()
+    assert dep_notes == ("deployment report validate.json is not a JSON object",)
+    _rows, missing = deployment_rows(tmp_path / "absent.json", [], actions)
+    assert "was not found" in missing[0]

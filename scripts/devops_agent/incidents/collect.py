@@ -240,15 +240,15 @@ def log_fetcher(env: Mapping[str, str], api_url: str, repository: str) -> LogFet
 # -- reports ------------------------------------------------------------------------------------
 
 
-def _read_json(path: Path, field: str) -> Any:
+def _read_json(path: Path, what: str) -> tuple[Any, str]:
+    """(data, note). A missing or damaged report never stops the failure report: it becomes a
+    note in the context (the failing stage may have died before writing it)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8")), ""
     except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"{path} is not readable JSON ({exc})", "pass a JSON file written by the stage", field=field
-        ) from None
+        return None, f"{what} {path.name} was not found (the stage may not have written it)"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{what} {path.name} is not readable JSON ({type(exc).__name__}: {exc})"
 
 
 def sarif_findings(
@@ -258,20 +258,15 @@ def sarif_findings(
     found: list[Finding] = []
     notes: list[str] = []
     for path in paths:
-        data = _read_json(path, "--gate-report")
-        if data is None:
-            notes.append(f"gate report {path.name} was not found (the stage may not have run)")
-            continue
+        data, note = _read_json(path, "gate report")
         runs = data.get("runs") if isinstance(data, Mapping) else None
         if not isinstance(runs, list):
-            raise ConfigError(
-                f"{path} is not a SARIF 2.1.0 file (no runs)",
-                "pass the gate's SARIF file",
-                field="--gate-report",
-            )
+            notes.append(note or f"gate report {path.name} is not a SARIF 2.1.0 file (no runs)")
+            continue
         for sarif_run in runs:
-            for result in sarif_run.get("results") or []:
-                if result.get("suppressions"):
+            results = sarif_run.get("results") if isinstance(sarif_run, Mapping) else None
+            for result in results if isinstance(results, list) else []:
+                if not isinstance(result, Mapping) or result.get("suppressions"):
                     continue
                 found.append(_finding(result, actions))
     found.sort(key=lambda f: (_LEVEL_ORDER.get(f.level, 9), f.rule, f.location))
@@ -298,22 +293,21 @@ def _finding(result: Mapping[str, Any], actions: Actions) -> Finding:
 
 def deployment_rows(
     report: Path | None, stages: Sequence[StageResult], actions: Actions
-) -> tuple[tuple[str, str], ...]:
-    """Rows about deploy / validate / rollback: a JSON report's scalar fields plus the outputs of
-    the deploy, validate, rollback and promote jobs."""
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """Rows about deploy / validate / rollback — a JSON report's scalar fields plus the outputs of
+    the deploy, validate, rollback and promote jobs — and notes about an unusable report."""
     rows: list[tuple[str, str]] = []
+    notes: list[str] = []
     if report is not None:
-        data = _read_json(report, "--deployment-report")
+        data, note = _read_json(report, "deployment report")
         if isinstance(data, Mapping):
             rows.extend(_flatten(data))
-        elif data is not None:
-            raise ConfigError(
-                f"{report} is not a JSON object", "pass the stage's JSON result", field="--deployment-report"
-            )
+        else:
+            notes.append(note or f"deployment report {report.name} is not a JSON object")
     for stage in stages:
-        if stage.name.startswith(_DEPLOY_STAGES) or any(s in stage.name for s in _DEPLOY_STAGES):
+        if any(s in stage.name for s in _DEPLOY_STAGES):
             rows.extend((f"{stage.name}.{k}", v) for k, v in sorted(stage.outputs.items()) if v)
-    return tuple((k, redact(str(v), actions)[:300]) for k, v in rows[:40])
+    return tuple((k, redact(str(v), actions)[:300]) for k, v in rows[:40]), tuple(notes)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "", depth: int = 0) -> list[tuple[str, str]]:

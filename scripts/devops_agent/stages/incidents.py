@@ -346,7 +346,8 @@ def _enrich(
     report = Path(args.deployment_report) if args.deployment_report else None
     if report is not None and not report.is_absolute():
         report = app_dir / report
-    deployment = collect.deployment_rows(report, ctx.stages, actions)
+    deployment, deployment_notes = collect.deployment_rows(report, ctx.stages, actions)
+    notes.extend(deployment_notes)
     if platform.kind == "local" and not deployment:
         deployment = tuple(collect.local_deployments(app_dir))
     return replace(ctx, jobs=tuple(jobs), findings=findings, findings_total=total, deployment=deployment)
