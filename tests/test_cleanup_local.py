@@ -158,12 +158,14 @@ def test_cli_on_the_local_platform_dry_run_then_execute(tmp_path: Path) -> None:
 
 def test_markdown_report_has_headline_table_and_reasons(local: LocalPlatform) -> None:
     local.record_artifact("dist", 2048, created_at=ago(30))
-    policy = policy_from_data({"version": 1, "artifacts": {"max_age": "14d"}})
-    plan = Janitor(policy, local).plan(("artifacts",), NOW)
+    local.record_cache("pip-Linux-x", size_in_bytes=1024, at=ago(30))
+    policy = policy_from_data({"version": 1, "artifacts": {"max_age": "14d"}, "caches": {"max_age": "7d"}})
+    plan = Janitor(policy, local).plan(("artifacts", "caches"), NOW)
     text = render_markdown(build_report(plan, (), executed=False))
-    assert text.startswith("## Cleanup (dry run): 1 item(s) would be deleted, 2.0 KiB freed")
+    assert text.startswith("## Cleanup (dry run): 2 item(s) would be deleted, 3.0 KiB freed")
     assert "| target | scope | planned |" in text
     assert "30d old (max_age 2w)" in text
+    assert '```mermaid\npie title Bytes to free\n    "artifacts repository" : 2048\n' in text
 
 
 # ------------------------------------------------------------------------------------------------

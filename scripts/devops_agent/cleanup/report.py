@@ -129,6 +129,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             rows,
         ),
     ]
+    freed = [(t["target"], t["scope"], t["bytes_freed"]) for t in report["targets"] if t["bytes_freed"] > 0]
+    if len(freed) > 1:
+        parts += ["", "```mermaid", f"pie title {'Bytes to free' if mode == 'dry-run' else 'Bytes freed'}"]
+        for target, scope, size in freed:
+            label = f"{target} {scope}".replace('"', "'")
+            parts.append(f'    "{label}" : {size}')
+        parts.append("```")
     requests = report.get("requests") or {}
     if requests:
         parts += ["", "Requests: " + ", ".join(f"{k} {v}" for k, v in sorted(requests.items()))]

@@ -314,6 +314,9 @@ def run(
             for deletion in plan.deletions:
                 verb = "delete" if inputs.execute else "would delete"
                 actions.info(f"{verb} {deletion.target} {deletion.name}: {deletion.reason}")
+        for target in plan.targets:
+            if target.skipped:
+                actions.warning(f"cleanup left {target.scope} alone: {target.skipped}")
         outcomes: tuple[Outcome, ...] = ()
         if inputs.execute and plan.deletions:
             with actions.group(f"delete {len(plan.deletions)} item(s)"):
