@@ -27,6 +27,9 @@ from tests.fixtures.supplychain.helpers import (
     read_json,
     sbom_app,
 )
+from tests.fixtures.supplychain.helpers import (
+    run as run_main,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "supplychain"
 
@@ -261,3 +264,29 @@ def test_vendored_distributions_inside_a_zip_artifact_are_listed(tmp_path: Path)
     tiny = next(c for c in inventory.components if c.name == "tinylib")
     assert (tiny.version, tiny.supplier, tiny.license) == ("1.2.3", "Tiny Team", "MIT")
     assert tiny.ref in inventory.dependencies["artifact:bundle.pyz"]
+
+
+def test_action_inputs_and_outputs(sample_app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The composite action passes inputs as DEVOPS_AGENT_INPUT_*; outputs land in GITHUB_OUTPUT."""
+    from devops_agent.stages import sbom
+
+    build_app(sample_app)
+    lock = FIXTURES / "lockfile" / "requirements.txt"
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.setenv("DEVOPS_AGENT_INPUT_APP_DIR", str(sample_app))
+    monkeypatch.setenv("DEVOPS_AGENT_INPUT_OUT", str(tmp_path / "sbom-out"))
+    monkeypatch.setenv("DEVOPS_AGENT_INPUT_REQUIREMENTS", f"{lock}\n")
+    monkeypatch.setenv("DEVOPS_AGENT_INPUT_SUPPLIER", SUPPLIER)
+    monkeypatch.setenv("DEVOPS_AGENT_INPUT_FAIL_ON_NTIA", "true")
+    code, text = run_main(sbom)
+    assert code == 1, text  # lock-file components carry no supplier: NTIA findings fail as asked
+    outputs = output.read_text(encoding="utf-8")
+    assert str(tmp_path / "sbom-out" / "sbom.cdx.json") in outputs
+    assert "ntia-findings" in outputs
+    assert "### NTIA minimum elements" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+    monkeypatch.setenv("DEVOPS_AGENT_INPUT_FAIL_ON_NTIA", "maybe")
+    code, text = run_main(sbom)
+    assert code == 2
+    assert "fail-on-ntia" in text

@@ -97,3 +97,11 @@ def test_verify_in_actions_prefers_sigstore_and_never_downgrades(
     code, text = verify_app(app, "--digest", sha256)
     assert code == 1
     assert "Sigstore verification failed" in text
+
+
+def test_keyless_signing_without_an_oidc_credential_says_how_to_fix() -> None:
+    from devops_agent.core.errors import StageFailed
+    from devops_agent.supplychain.signing import sigstore_sign
+
+    with pytest.raises(StageFailed, match="id-token: write"):
+        sigstore_sign({"_type": "https://in-toto.io/Statement/v1"})
