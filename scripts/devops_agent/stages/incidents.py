@@ -279,7 +279,10 @@ def main(
             failing = any(s.result == "failure" for s in stages)
             consecutive = 0
             if failing and settings.enabled:
-                ctx = _enrich(ctx, args, backend, settings, actions, environ, app_dir, notes)
+                try:
+                    ctx = _enrich(ctx, args, backend, settings, actions, environ, app_dir, notes)
+                except Exception as exc:  # evidence is best effort: never lose the incident over it
+                    notes.append(f"part of the context could not be collected: {type(exc).__name__}: {exc}")
                 consecutive = count_consecutive_failures(_history(backend, run, app_dir, notes), run.run_id)
             ctx = replace(ctx, notes=(*ctx.notes, *notes))
             context_dir = args.context_dir or settings.context_dir
