@@ -466,6 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=get_input("supplier") or None,
             help="supplier of the application (overrides sbom.supplier)",
         )
+        parser.add_argument(
+            "--build-dir",
+            metavar="DIR",
+            default=get_input("build-dir") or None,
+            help="restore the build exported by `devops-agent build --out DIR` (CI: the downloaded artifact)",
+        )
         fail_default = get_input("fail-on-ntia")
         parser.add_argument(
             "--fail-on-ntia",
@@ -477,6 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         app_dir, config = load_for(args.app, args.config)
         actions = Actions.from_env(stream=sys.stderr if args.json else None)
         ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
+        if args.build_dir:
+            from devops_agent.supplychain.transfer import import_build
+
+            import_build(app_dir, Path(args.build_dir))
         result = run(app_dir, config, SbomInputs.from_args(args), dict(os.environ))
         publish(result, ctx)
         gate(result)

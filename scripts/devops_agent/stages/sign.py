@@ -356,11 +356,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=get_input("out") or None,
             help="also copy the signed statements here (for upload-artifact)",
         )
+        parser.add_argument(
+            "--build-dir",
+            metavar="DIR",
+            default=get_input("build-dir") or None,
+            help="restore the build exported by `devops-agent build --out DIR` (CI: the downloaded artifact)",
+        )
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
         actions = Actions.from_env(stream=sys.stderr if args.json else None)
         ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
         env = dict(os.environ)
+        if args.build_dir and not args.dry_run:
+            from devops_agent.supplychain.transfer import import_build
+
+            import_build(app_dir, Path(args.build_dir))
         plan = prepare(app_dir, config, SignInputs(args.method, args.out, args.dry_run), env)
         if args.dry_run:
             actions.info(f"would sign {len(plan.subjects)} subject(s) with method {plan.method}:")
