@@ -99,7 +99,7 @@ class Janitor:
     manifests: ManifestSource | None = None
     tags: GitTags | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    _repository: Repository | None = None
+    _repository: Repository | None = field(default=None, init=False, repr=False)
 
     def repository(self) -> Repository:
         if self._repository is None:
