@@ -105,7 +105,7 @@ def facts_table(ctx: FailureContext, stage: str, consecutive: int, context_path:
     ]
     if run.actor:
         rows.insert(6, ["Triggered by", f"@{run.actor}"])
-    return md_table(["", ""], rows)
+    return md_table(["Field", "Value"], rows)
 
 
 def _jobs_section(ctx: FailureContext, *, details: bool) -> str:
@@ -142,7 +142,11 @@ def _findings_section(ctx: FailureContext) -> str:
 def _deployment_section(ctx: FailureContext) -> str:
     if not ctx.deployment:
         return ""
-    return "### Deployment and rollback\n\n" + md_table(["", ""], [list(r) for r in ctx.deployment]) + "\n"
+    return (
+        "### Deployment and rollback\n\n"
+        + md_table(["Field", "Value"], [list(r) for r in ctx.deployment])
+        + "\n"
+    )
 
 
 def _clip(text: str) -> str:
@@ -235,7 +239,7 @@ def render_resolution(
     return (
         f"### ✅ Recovered: `{stage}` passed again in {run.link()} at `{run.short_sha}`\n\n"
         + md_table(
-            ["", ""],
+            ["Field", "Value"],
             [
                 ["MTTR", f"**{duration_text(mttr)}** (first failure → recovery)"],
                 ["First failure", utc(first_failure_at)],
