@@ -354,6 +354,9 @@ class LocalWorkflowRun:
             "sha": "0" * 40,
             "ref": "refs/heads/main",
             "server_url": "https://github.com",
+            "api_url": "https://api.github.com",
+            "workflow_ref": "octo/app/.github/workflows/pipeline.yml@refs/heads/main",
+            "token": "",
             "workspace": str(workspace),
             **(github or {}),
         }
@@ -518,6 +521,9 @@ class LocalWorkflowRun:
             "GITHUB_REF": str(self.github["ref"]),
             "GITHUB_SERVER_URL": str(self.github["server_url"]),
             "GITHUB_EVENT_NAME": str(self.github["event_name"]),
+            "GITHUB_REF_NAME": str(self.github["ref"]).rsplit("/", 1)[-1],
+            "GITHUB_WORKFLOW_REF": str(self.github.get("workflow_ref", "")),
+            "GITHUB_API_URL": str(self.github.get("api_url", "https://api.github.com")),
             **{k: str(v) for k, v in self.github.items() if k.isupper()},
             **self.base_env,
             **{f"GITHUB_{k.upper()}": str(p) for k, p in files.items()},
@@ -611,8 +617,8 @@ class LocalWorkflowRun:
                 inputs[key] = _stringify(with_[key])
             elif definition.get("required"):
                 raise WorkflowError(f"step {name!r}: {uses} input {key!r} is required")
-            else:
-                inputs[key] = _stringify(definition.get("default", ""))
+            else:  # defaults may hold expressions, e.g. ${{ github.token }}
+                inputs[key] = self.eval_raw(_stringify(definition.get("default", "")), context)
         inner_steps: dict[str, Any] = {}
         log = []
         outcome = "success"
