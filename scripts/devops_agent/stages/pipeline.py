@@ -8,6 +8,7 @@ stop the run (exit 2 for bad input, 1 for a failed stage or gate).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,7 @@ class PipelineContext:
     run_id: str
     options: Mapping[str, Any] = field(default_factory=dict)
     results: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    failed_stage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def run_pipeline(ctx: PipelineContext, stages: Sequence[tuple[str, str]] | None 
             outcome = module.pipeline_step(ctx)
         except DevopsAgentError as exc:
             records.append(StageRecord(name, "failed", time.monotonic() - started, exc.cause.splitlines()[0]))
+            ctx.failed_stage = name
             failure = exc
             continue
         ctx.results[name] = outcome
@@ -116,6 +119,28 @@ def run_pipeline(ctx: PipelineContext, stages: Sequence[tuple[str, str]] | None 
     return records
 
 
+def record_incident(ctx: PipelineContext, failed: bool) -> None:
+    """Local incident lifecycle after a run: report the failed stage, or resolve on success.
+
+    Never changes the run's outcome: a problem here is printed as a warning.
+    """
+    import importlib.util
+
+    section = ctx.config.section("incidents")
+    if not section.get("enabled", True) or importlib.util.find_spec("devops_agent.stages.incidents") is None:
+        return
+    from devops_agent.stages import incidents
+
+    argv = ["report-failure" if failed else "resolve", "--app", str(ctx.app_dir)]
+    if ctx.options.get("config"):
+        argv += ["--config", str(ctx.options["config"])]
+    env = {k: v for k, v in os.environ.items() if k not in {"GITHUB_ACTIONS", "GITHUB_REPOSITORY"}}
+    env["DEVOPS_AGENT_PLATFORM"] = "local"
+    code = incidents.main(argv, env=env)
+    if code != 0:
+        ctx.actions.warning(f"recording the local incident failed (exit {code}); the run result stands")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from devops_agent.core.state import StateStore
@@ -123,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         parser = new_parser("run", "Run the whole pipeline locally on an app directory.")
         add_app_options(parser)
+        parser.add_argument(
+            "--no-incidents",
+            action="store_true",
+            help="do not record a local incident on failure (or resolve on success)",
+        )
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
         actions = Actions.from_env(stream=sys.stderr if args.json else None)
@@ -133,10 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             records = run_pipeline(ctx)
         except DevopsAgentError:
             with StateStore.for_app(app_dir) as store:
-                store.finish_run(run_id, "failure")
+                store.finish_run(run_id, "failure", {"stage": ctx.failed_stage or "pipeline"})
+            if not args.no_incidents:
+                record_incident(ctx, failed=True)
             raise
         with StateStore.for_app(app_dir) as store:
             store.finish_run(run_id, "success", {"stages": [r.name for r in records]})
+        if not args.no_incidents:
+            record_incident(ctx, failed=False)
         if args.json:
             Context(actions, app_dir).emit_json(
                 {"run_id": run_id, "stages": [r.__dict__ for r in records], "results": ctx.results}
