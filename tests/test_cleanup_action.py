@@ -59,10 +59,14 @@ def test_action_inputs_drive_the_command(tmp_path: Path) -> None:
 
 
 def _proposed_workflow() -> str:
+    return (REPO_ROOT / ".github" / "workflows" / "cleanup.yml").read_text()
+
+
+def test_docs_show_the_committed_workflow() -> None:
     text = (REPO_ROOT / "docs" / "cleanup.md").read_text()
     match = re.search(r"```yaml\n(# devops-agent janitor.*?)```", text, re.S)
     assert match, "docs/cleanup.md lost the workflow block"
-    return match.group(1)
+    assert match.group(1) == _proposed_workflow(), "docs/cleanup.md and .github/workflows/cleanup.yml differ"
 
 
 def test_the_documented_workflow_passes_our_rules_and_githubs_schema(tmp_path: Path) -> None:
