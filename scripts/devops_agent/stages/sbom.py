@@ -8,6 +8,7 @@ write ``<out>/sbom.cdx.json`` + ``<out>/sbom.spdx.json`` and a copy per artifact
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -475,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail_default = get_input("fail-on-ntia")
         parser.add_argument(
             "--fail-on-ntia",
-            action=__import__("argparse").BooleanOptionalAction,
+            action=argparse.BooleanOptionalAction,
             default=get_bool_input("fail-on-ntia", default=False) if fail_default else None,
             help="exit 1 when NTIA minimum elements are missing (overrides sbom.fail_on_ntia)",
         )
