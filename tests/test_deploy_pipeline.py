@@ -143,9 +143,13 @@ def test_commands_end_to_end(
     assert history_stage.main(["--app", str(app)]) == 0
     assert "Deployment history of sample-app" in capsys.readouterr().out
 
-    # --stop: everything the driver started is gone.
+    # --stop (no --environment): everything the driver started, in every environment, is gone.
+    settings = deploy_settings(load_config(app / ".github" / "devops-agent.yml"))
+    pids = ProcessDriver(DriverContext(app, "staging", settings)).running_pids()
+    assert pids
     assert deploy_stage.main(["--app", str(app), "--stop"]) == 0
-    assert "stopped:" in capsys.readouterr().out
+    assert "stopped: staging " in capsys.readouterr().out
+    assert wait_gone(pids) == []
 
 
 SUPPLY_CHAIN = [

@@ -490,9 +490,22 @@ def publish(result: DeployResult, ctx: Context) -> None:
 
 
 def stop_environment(app_dir: Path, config: Config, environment: str | None, actions: Actions) -> list[str]:
+    """Stop what the process driver started: in ``environment``, or (None) in every environment
+    that has process-driver state in this app directory (e.g. staging and production)."""
+    from devops_agent.core.state import state_dir
+    from devops_agent.deploy.process import STATE_FILE, ProcessDriver
+
     settings = deploy_settings(config)
-    driver = make_driver(driver_context(app_dir, settings, environment or settings.environment, actions))
-    return driver.stop()
+    if environment is not None:
+        names = [environment]
+    else:
+        root = state_dir(app_dir) / "deploy"
+        names = sorted(p.parent.name for p in root.glob(f"*/{STATE_FILE}")) if root.is_dir() else []
+    stopped: list[str] = []
+    for name in names:
+        driver = ProcessDriver(driver_context(app_dir, settings, name, actions))
+        stopped += [f"{name} {item}" for item in driver.stop()]
+    return stopped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -533,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(
             "--stop",
             action="store_true",
-            help="stop every release the process driver started in the environment, then exit",
+            help="stop every release the process driver started (in --environment, default: all), then exit",
         )
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
