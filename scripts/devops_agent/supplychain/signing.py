@@ -15,6 +15,7 @@ Two signers, one envelope format:
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import stat
@@ -213,7 +214,7 @@ def verify_envelope(envelope: Mapping[str, Any], keys: Sequence[tuple[str, Any]]
             "run `devops-agent sign` to create the local key, or list keys in sign.public_keys",
         )
     try:
-        env = Envelope.from_dict(dict(envelope))
+        env = Envelope.from_dict(copy.deepcopy(dict(envelope)))  # from_dict consumes nested dicts
     except (KeyError, TypeError, ValueError) as exc:
         raise GateFailed(
             f"signature: the {what} is not a DSSE envelope ({exc})", "re-run `devops-agent sign`"
