@@ -25,6 +25,7 @@ from devops_agent.supplychain.provenance import (
     validate_statement,
 )
 from tests.fixtures.supplychain.helpers import (
+    add_config,
     artifact,
     build_app,
     evidence_dir,
@@ -292,3 +293,18 @@ def test_bundle_is_uploaded_to_the_attestations_api(
         sign_stage.upload_attestation(bundle, env, timeout=5)
     with pytest.raises(ConfigError):
         sign_stage.upload_attestation(bundle, {"GITHUB_API_URL": url}, timeout=5)
+
+
+def test_spdx_only_sboms_are_signed_and_verified(sample_app: Path) -> None:
+    add_config(sample_app, "sbom:\n  formats: [spdx]\n  supplier: Example Org\n")
+    build_app(sample_app)
+    assert sbom_app(sample_app)[0] == 0
+    code, text = sign_app(sample_app)
+    assert code == 0, text
+    path, sha256 = artifact(sample_app)
+    statement = _statement(read_json(evidence_dir(sample_app, sha256) / "sbom.dsse.json"))
+    assert statement["predicateType"] == "https://spdx.dev/Document"
+    assert statement["predicate"]["spdxVersion"] == "SPDX-2.3"
+    code, text = verify_app(sample_app, "--artifact", str(path))
+    assert code == 0, text
+    assert "SPDX-2.3" in text

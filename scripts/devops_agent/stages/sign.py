@@ -38,6 +38,8 @@ from devops_agent.core.gha import Actions, get_input, md_table
 from devops_agent.supplychain.identity import BuildIdentity, derive_identity
 from devops_agent.supplychain.layout import EvidencePaths, attestations_root
 from devops_agent.supplychain.provenance import (
+    CYCLONEDX_PREDICATE,
+    SPDX_PREDICATE,
     Subject,
     provenance_statement,
     sbom_statement,
@@ -163,20 +165,24 @@ def _write_json(path: Path, data: Mapping[str, Any] | str) -> None:
     os.replace(tmp, path)
 
 
-def load_sbom(paths: EvidencePaths) -> Mapping[str, Any]:
-    """The CycloneDX SBOM attached to this digest by the sbom stage (fail closed when absent)."""
-    try:
-        data = json.loads(paths.sbom_cdx.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StageFailed(
-            f"no SBOM is attached to sha256:{paths.sha256} ({paths.sbom_cdx} is missing)",
-            "run `devops-agent sbom` after the build and before signing",
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StageFailed(f"cannot read {paths.sbom_cdx}: {exc}", "re-run `devops-agent sbom`") from None
-    if not isinstance(data, dict):
-        raise StageFailed(f"{paths.sbom_cdx} is not a CycloneDX document", "re-run `devops-agent sbom`")
-    return data
+def load_sbom(paths: EvidencePaths) -> tuple[str, Mapping[str, Any]]:
+    """(predicate type, document) of the SBOM attached to this digest by the sbom stage: CycloneDX
+    when written, else SPDX. Fails closed when neither is there."""
+    for path, predicate_type in ((paths.sbom_cdx, CYCLONEDX_PREDICATE), (paths.sbom_spdx, SPDX_PREDICATE)):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StageFailed(f"cannot read {path}: {exc}", "re-run `devops-agent sbom`") from None
+        if not isinstance(data, dict):
+            raise StageFailed(f"{path} is not an SBOM document", "re-run `devops-agent sbom`")
+        return predicate_type, data
+    raise StageFailed(
+        f"no SBOM is attached to sha256:{paths.sha256} "
+        f"({paths.sbom_cdx.name} / {paths.sbom_spdx.name} missing in {paths.dir})",
+        "run `devops-agent sbom` after the build and before signing",
+    )
 
 
 def upload_attestation(bundle_json: str, env: Mapping[str, str], *, timeout: float = 30.0) -> str:
@@ -237,10 +243,10 @@ def execute_sign(
     attestation_ids: list[str] = []
     for subject in plan.subjects:
         paths = EvidencePaths.for_digest(plan.evidence_root, subject.sha256)
-        bom = load_sbom(paths)
+        predicate_type, bom = load_sbom(paths)
         statements = {
             "provenance": provenance_statement([subject], plan.identity, finished=finished),
-            "sbom": sbom_statement([subject], bom),
+            "sbom": sbom_statement([subject], bom, predicate_type=predicate_type),
         }
         for kind, statement in statements.items():
             problems = validate_statement(statement)

@@ -25,6 +25,7 @@ from devops_agent.supplychain.identity import BuildIdentity, derive_identity
 from devops_agent.supplychain.layout import EvidencePaths, attestations_root, normalize_digest
 from devops_agent.supplychain.provenance import (
     CYCLONEDX_PREDICATE,
+    SPDX_PREDICATE,
     Check,
     check_provenance,
     subject_digests,
@@ -141,14 +142,17 @@ def check_sbom_statement(statement: Mapping[str, Any], sha256: str) -> list[Chec
     problems = validate_statement(statement)
     bom = statement.get("predicate") if isinstance(statement.get("predicate"), Mapping) else {}
     assert isinstance(bom, Mapping)
-    is_cdx = statement.get("predicateType") == CYCLONEDX_PREDICATE and bom.get("bomFormat") == "CycloneDX"
+    kind = statement.get("predicateType")
+    if kind == CYCLONEDX_PREDICATE and bom.get("bomFormat") == "CycloneDX":
+        described = f"CycloneDX {bom.get('specVersion')}"
+    elif kind == SPDX_PREDICATE and str(bom.get("spdxVersion", "")).startswith("SPDX-"):
+        described = str(bom.get("spdxVersion"))
+    else:
+        described = ""
+        problems = [*problems, f"predicate {kind!r} is not a CycloneDX or SPDX document"]
     in_subject = sha256 in subject_digests(statement)
     return [
-        Check(
-            "sbom-format",
-            not problems and is_cdx,
-            "; ".join(problems) or f"CycloneDX {bom.get('specVersion')}",
-        ),
+        Check("sbom-format", not problems, "; ".join(problems) or described),
         Check(
             "sbom-subject",
             in_subject,

@@ -80,12 +80,14 @@ def provenance_statement(
     }
 
 
-def sbom_statement(subjects: Sequence[Subject], bom: Mapping[str, Any]) -> dict[str, Any]:
-    """An in-toto statement whose predicate is the CycloneDX SBOM (as actions/attest-sbom does)."""
+def sbom_statement(
+    subjects: Sequence[Subject], bom: Mapping[str, Any], *, predicate_type: str = CYCLONEDX_PREDICATE
+) -> dict[str, Any]:
+    """An in-toto statement whose predicate is the SBOM (CycloneDX or SPDX, as actions/attest-sbom does)."""
     return {
         "_type": STATEMENT_TYPE,
         "subject": [s.to_json() for s in subjects],
-        "predicateType": CYCLONEDX_PREDICATE,
+        "predicateType": predicate_type,
         "predicate": dict(bom),
     }
 
