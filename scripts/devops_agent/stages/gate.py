@@ -11,7 +11,6 @@ scanners), 2 bad input (malformed SARIF, config, baseline; nothing written).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,9 +43,11 @@ from devops_agent.security.sarif import (
     IngestOptions,
     IngestResult,
     annotate_results,
+    dumps_compact,
     ingest,
     load_log,
     merged_log,
+    paused_gc,
     schema_errors,
 )
 from devops_agent.security.severity import THRESHOLDS, Severity
@@ -218,7 +219,7 @@ def write_merged(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
+    tmp.write_bytes(dumps_compact(doc) + b"\n")
     tmp.replace(path)
 
 
@@ -274,74 +275,79 @@ def _sarif_args(values: Sequence[str]) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
-        parser = new_parser("gate", "Apply the security policy gate to SARIF files from any scanner.")
-        add_app_options(parser)
-        parser.add_argument(
-            "--sarif",
-            metavar="FILE",
-            nargs="+",
-            default=get_multiline_input("sarif") or None,
-            help="SARIF 2.1.0 files (action input `sarif`, one per line)",
-        )
-        add_gate_options(parser)
-        parser.add_argument(
-            "--sarif-out",
-            metavar="FILE",
-            default=get_input("sarif-out") or None,
-            help="write the merged, annotated SARIF here (for code scanning upload)",
-        )
-        parser.add_argument(
-            "--source-root",
-            metavar="DIR",
-            default=get_input("source-root") or ".",
-            help="repository root the SARIF paths are relative to (default: .)",
-        )
-        parser.add_argument(
-            "--validate-schema",
-            action="store_true",
-            default=get_bool_input("validate-schema", None, default=False),
-            help="also check each input against the official SARIF 2.1.0 schema (slow on huge files); "
-            "violations are reported as notes",
-        )
-        args = parser.parse_args(argv_list(argv))
-        if not args.sarif:
-            raise ConfigError("no SARIF file given", "pass --sarif FILE [FILE...]", field="--sarif")
-        app_dir = resolve_app_dir(args.app)
-        config_file = config_path_for(app_dir, args.config)
-        gate_section: Mapping[str, Any] = {}
-        if args.config or config_file.exists():
-            gate_section = load_config(config_file).section("scan").get("gate") or {}
-        settings = gate_settings(gate_section, app_dir, args.threshold, args.baseline)
-        actions = Actions.from_env(stream=sys.stderr if args.json else None)
-        ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
-        root = Path(args.source_root)
-        options = IngestOptions(unknown_severity=settings.unknown_severity, source_root=root)
-        ingested = IngestResult()
-        logs = [(str(p), load_log(p)) for p in _sarif_args(args.sarif)]  # all parsed before any output
-        for source, log in logs:
-            if args.validate_schema:
-                for problem in schema_errors(log):
-                    ingested.notes.append(IngestNote(source, "schema", f"not valid SARIF 2.1.0: {problem}"))
-            ingested.extend(ingest(log, source=source, options=options))
-        statuses = statuses_from_logs(logs)
-        decision = evaluate(
-            ingested, statuses, settings, write_baseline_file=args.write_baseline, actions=actions
-        )
-        sarif_out = Path(args.sarif_out) if args.sarif_out else None
-        if sarif_out is not None:
-            write_merged(sarif_out, ingested, decision, statuses, settings.threshold_label)
-        publish(
-            ctx,
-            decision,
-            statuses,
-            ingested,
-            title=f"{len(logs)} SARIF file(s)",
-            threshold=settings.threshold_label,
-            sarif_out=sarif_out,
-        )
-        return 0 if decision.passed else 1
+        with paused_gc():  # a short-lived command building large acyclic data: see paused_gc
+            return gate_command(argv)
 
     return run_command(body)
+
+
+def gate_command(argv: Sequence[str] | None) -> int:
+    parser = new_parser("gate", "Apply the security policy gate to SARIF files from any scanner.")
+    add_app_options(parser)
+    parser.add_argument(
+        "--sarif",
+        metavar="FILE",
+        nargs="+",
+        default=get_multiline_input("sarif") or None,
+        help="SARIF 2.1.0 files (action input `sarif`, one per line)",
+    )
+    add_gate_options(parser)
+    parser.add_argument(
+        "--sarif-out",
+        metavar="FILE",
+        default=get_input("sarif-out") or None,
+        help="write the merged, annotated SARIF here (for code scanning upload)",
+    )
+    parser.add_argument(
+        "--source-root",
+        metavar="DIR",
+        default=get_input("source-root") or ".",
+        help="repository root the SARIF paths are relative to (default: .)",
+    )
+    parser.add_argument(
+        "--validate-schema",
+        action="store_true",
+        default=get_bool_input("validate-schema", None, default=False),
+        help="also check each input against the official SARIF 2.1.0 schema (slow on huge files); "
+        "violations are reported as notes",
+    )
+    args = parser.parse_args(argv_list(argv))
+    if not args.sarif:
+        raise ConfigError("no SARIF file given", "pass --sarif FILE [FILE...]", field="--sarif")
+    app_dir = resolve_app_dir(args.app)
+    config_file = config_path_for(app_dir, args.config)
+    gate_section: Mapping[str, Any] = {}
+    if args.config or config_file.exists():
+        gate_section = load_config(config_file).section("scan").get("gate") or {}
+    settings = gate_settings(gate_section, app_dir, args.threshold, args.baseline)
+    actions = Actions.from_env(stream=sys.stderr if args.json else None)
+    ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
+    root = Path(args.source_root)
+    options = IngestOptions(unknown_severity=settings.unknown_severity, source_root=root)
+    ingested = IngestResult()
+    logs = [(str(p), load_log(p)) for p in _sarif_args(args.sarif)]  # all parsed before any output
+    for source, log in logs:
+        if args.validate_schema:
+            for problem in schema_errors(log):
+                ingested.notes.append(IngestNote(source, "schema", f"not valid SARIF 2.1.0: {problem}"))
+        ingested.extend(ingest(log, source=source, options=options))
+    statuses = statuses_from_logs(logs)
+    decision = evaluate(
+        ingested, statuses, settings, write_baseline_file=args.write_baseline, actions=actions
+    )
+    sarif_out = Path(args.sarif_out) if args.sarif_out else None
+    if sarif_out is not None:
+        write_merged(sarif_out, ingested, decision, statuses, settings.threshold_label)
+    publish(
+        ctx,
+        decision,
+        statuses,
+        ingested,
+        title=f"{len(logs)} SARIF file(s)",
+        threshold=settings.threshold_label,
+        sarif_out=sarif_out,
+    )
+    return 0 if decision.passed else 1
 
 
 def raise_if_blocked(decision: GateDecision) -> None:

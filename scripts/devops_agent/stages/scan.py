@@ -25,7 +25,7 @@ from devops_agent.core.errors import StageFailed
 from devops_agent.core.gha import Actions, get_bool_input, get_input
 from devops_agent.core.state import state_dir
 from devops_agent.security.policy import GateDecision, ScannerStatus
-from devops_agent.security.sarif import IngestOptions, IngestResult, ingest
+from devops_agent.security.sarif import IngestOptions, IngestResult, ingest, paused_gc
 from devops_agent.security.scanners import (
     CHECKOV_ENV,
     SEMGREP_ENV,
@@ -220,60 +220,64 @@ def execute_scan(
 
 def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
-        from devops_agent.stages.build import load_for
-
-        parser = new_parser("scan", "Run the security scanners, write merged SARIF, apply the policy gate.")
-        add_app_options(parser)
-        parser.add_argument(
-            "--sarif-out",
-            metavar="FILE",
-            default=get_input("sarif-out") or None,
-            help="merged SARIF path (action input `sarif-out`; "
-            "default <app>/.devops-agent/scan/merged.sarif)",
-        )
-        parser.add_argument(
-            "--no-gate",
-            action="store_true",
-            default=not get_bool_input("gate", None, default=True),
-            help="only scan and write SARIF; exit 1 only when a scanner failed (action input `gate: false`)",
-        )
-        parser.add_argument(
-            "--install-semgrep",
-            action="store_true",
-            default=get_bool_input("install-semgrep", None, default=False),
-            help=f"when semgrep is not found, install semgrep=={SEMGREP_VERSION} into its own virtualenv "
-            "(in the runner's tool cache) first (action input `install-semgrep`)",
-        )
-        add_gate_options(parser)
-        args = parser.parse_args(argv_list(argv))
-        app_dir, config = load_for(args.app, args.config)
-        actions = Actions.from_env(stream=sys.stderr if args.json else None)
-        ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
-        result = execute_scan(
-            config,
-            app_dir,
-            actions,
-            sarif_out=Path(args.sarif_out) if args.sarif_out else None,
-            threshold=args.threshold,
-            baseline=args.baseline,
-            write_baseline_file=args.write_baseline,
-            install_semgrep=args.install_semgrep,
-        )
-        publish(
-            ctx,
-            result.decision,
-            result.outcome.statuses,
-            result.outcome.ingested,
-            title=config.app.name,
-            threshold=result.settings.threshold_label,
-            sarif_out=result.sarif,
-            gating=not args.no_gate,
-        )
-        if args.no_gate:
-            return 1 if result.outcome.failed else 0
-        return 0 if result.decision.passed else 1
+        with paused_gc():  # a short-lived command building large acyclic data: see paused_gc
+            return scan_command(argv)
 
     return run_command(body)
+
+
+def scan_command(argv: Sequence[str] | None) -> int:
+    from devops_agent.stages.build import load_for
+
+    parser = new_parser("scan", "Run the security scanners, write merged SARIF, apply the policy gate.")
+    add_app_options(parser)
+    parser.add_argument(
+        "--sarif-out",
+        metavar="FILE",
+        default=get_input("sarif-out") or None,
+        help="merged SARIF path (action input `sarif-out`; default <app>/.devops-agent/scan/merged.sarif)",
+    )
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        default=not get_bool_input("gate", None, default=True),
+        help="only scan and write SARIF; exit 1 only when a scanner failed (action input `gate: false`)",
+    )
+    parser.add_argument(
+        "--install-semgrep",
+        action="store_true",
+        default=get_bool_input("install-semgrep", None, default=False),
+        help=f"when semgrep is not found, install semgrep=={SEMGREP_VERSION} into its own virtualenv "
+        "(in the runner's tool cache) first (action input `install-semgrep`)",
+    )
+    add_gate_options(parser)
+    args = parser.parse_args(argv_list(argv))
+    app_dir, config = load_for(args.app, args.config)
+    actions = Actions.from_env(stream=sys.stderr if args.json else None)
+    ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
+    result = execute_scan(
+        config,
+        app_dir,
+        actions,
+        sarif_out=Path(args.sarif_out) if args.sarif_out else None,
+        threshold=args.threshold,
+        baseline=args.baseline,
+        write_baseline_file=args.write_baseline,
+        install_semgrep=args.install_semgrep,
+    )
+    publish(
+        ctx,
+        result.decision,
+        result.outcome.statuses,
+        result.outcome.ingested,
+        title=config.app.name,
+        threshold=result.settings.threshold_label,
+        sarif_out=result.sarif,
+        gating=not args.no_gate,
+    )
+    if args.no_gate:
+        return 1 if result.outcome.failed else 0
+    return 0 if result.decision.passed else 1
 
 
 def pipeline_step(ctx: Any) -> Mapping[str, Any]:
