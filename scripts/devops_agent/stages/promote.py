@@ -236,6 +236,9 @@ def _record_change(
         for row in store.deployments(environment, limit=1000):
             if row.digest == digest_hex and row.run_id == run_id:
                 details = {**dict(row.details), **dict(data)}
+                earlier = row.details.get("approval")
+                if isinstance(earlier, Mapping) and isinstance(data.get("approval"), Mapping):
+                    details["approval"] = {**dict(earlier), **dict(data["approval"])}  # keep run, at
                 store.update_deployment(row.id, row.status, details)
                 return
 
@@ -268,19 +271,53 @@ def execute_promotion(
     now: datetime | None = None,
     platform: Any | None = None,
     approver: str | None = None,
+    local: bool = False,
 ) -> PromoteResult:
-    """All gates, then deploy + validate (+ rollback) + change record. GateFailed on refusal."""
+    """All gates, then deploy + validate (+ rollback) + change record. GateFailed on refusal.
+
+    ``platform``: the GitHub platform to read staging records and environment protection from;
+    None picks it from the environment (GitHub in Actions, else the local store only);
+    ``local=True`` uses the local state store only (``devops-agent run``, ``approve --local``).
+    """
+    env = dict(os.environ if env is None else env)
+    owned = _platform(app_dir, env) if platform is None and not local else None
+    try:
+        return _promote(
+            app_dir,
+            config,
+            actions,
+            inputs,
+            run_id=run_id,
+            env=env,
+            now=now,
+            platform=platform or owned,
+            approver=approver,
+        )
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _promote(
+    app_dir: Path,
+    config: Config,
+    actions: Actions,
+    inputs: PromoteInputs,
+    *,
+    run_id: str | None,
+    env: dict[str, str],
+    now: datetime | None,
+    platform: Any | None,
+    approver: str | None,
+) -> PromoteResult:
     from devops_agent.deploy.base import normalize_digest
     from devops_agent.deploy.settings import deploy_settings, validate_settings
 
-    env = dict(os.environ if env is None else env)
     settings = promote_settings(config)
     pconfig = production_config(config, settings)
     dsettings = deploy_settings(pconfig)  # ConfigError (exit 2) before anything happens
     vsettings = validate_settings(pconfig)
     now = now or datetime.now(timezone.utc)
-    if platform is None:
-        platform = _platform(app_dir, env)
     staging_env = settings.staging_environment
 
     # 1. staging
@@ -638,7 +675,7 @@ def pipeline_step(ctx: Any) -> Mapping[str, Any]:
             approval_comment="approved with `devops-agent run --approve`" if approve else "promote.auto",
         ),
         run_id=ctx.run_id,
-        platform=None,
+        local=True,
     )
     data = result.to_json()
     data["detail"] = f"{version} → {settings.environment} ({result.status}, {result.url or ''})"

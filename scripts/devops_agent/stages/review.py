@@ -235,7 +235,7 @@ def _local_review(
         PromoteInputs(digest=request.digest, approver=by, approval_comment=comment),
         run_id=request.pipeline_run,
         env=env,
-        platform=None,
+        local=True,
     )
     if request.pipeline_run:
         from devops_agent.core.state import StateStore
