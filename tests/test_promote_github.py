@@ -288,3 +288,32 @@ def test_failed_production_validation_rolls_back_to_the_previous_release(
     rows = {r.digest: r for r in local_production(app)}
     assert rows["b" * 64].details["promotion"] in {"rolled-back", "rollback-failed"}
     assert json.dumps(rows["b" * 64].details["change_record"])  # recorded even when it failed
+
+
+@pytest.mark.parametrize(
+    "promote_section",
+    [
+        {"freeze": [{"name": "bad", "start": "2026-13-01", "end": "2027-01-01"}]},
+        {"freeze": [{"name": "bad", "cron": "61 * * * *", "duration_minutes": 5}]},
+        {"environment": "staging"},
+    ],
+)
+def test_bad_promote_config_is_exit_2_and_touches_nothing(
+    tmp_path: Path, gh: GitHubEnv, verifier: FakeVerifier, promote_section: dict[str, Any]
+) -> None:
+    app = command_app(tmp_path, promote=promote_section)
+    protect(gh)
+    record_staging(gh.platform(), DIGEST_A)
+    before = len(gh.writes())
+    assert call(promote.main, "--app", str(app), "--digest", DIGEST_A)[0] == 2
+    assert len(gh.writes()) == before
+    assert verifier.calls == []
+    assert not (app / "live-production.txt").exists()
+
+
+def test_a_missing_environments_file_is_bad_input(tmp_path: Path, gh: GitHubEnv) -> None:
+    from devops_agent.stages import environments
+
+    assert call(environments.main, "apply", str(tmp_path / "nope.yml"), "--app", str(tmp_path))[0] == 2
+    assert call(environments.main, "apply", "--app", str(tmp_path))[0] == 2
+    assert gh.fake.log == []
