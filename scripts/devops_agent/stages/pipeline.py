@@ -149,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = new_parser("run", "Run the whole pipeline locally on an app directory.")
         add_app_options(parser)
         parser.add_argument(
+            "--approve",
+            action="store_true",
+            help="approve production in this run (promote does not stop for `devops-agent approve --local`)",
+        )
+        parser.add_argument(
             "--no-incidents",
             action="store_true",
             help="do not record a local incident on failure (or resolve on success)",
