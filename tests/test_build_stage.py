@@ -78,7 +78,7 @@ def test_sample_app_builds_tests_and_prints_digests(
     pyz = sample_app / "dist" / "sample-app.pyz"
     digest = hashlib.sha256(pyz.read_bytes()).hexdigest()
     assert f"sha256:{digest}  sample-app.pyz" in out
-    assert "Ran 5 tests" in out
+    assert "Ran 6 tests" in out
 
 
 def test_sample_app_build_is_reproducible(sample_app: Path, tmp_path: Path) -> None:

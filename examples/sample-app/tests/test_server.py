@@ -59,6 +59,17 @@ class ServerTest(unittest.TestCase):
             self.assertEqual(status, 400, query)
             self.assertIn("error", body)
 
+    def test_failing_health_switch(self) -> None:
+        from sample_app import server
+
+        server.FAIL_HEALTH = True
+        try:
+            status, body = self.get("/healthz")
+        finally:
+            server.FAIL_HEALTH = False
+        self.assertEqual(status, 503)
+        self.assertEqual(body["status"], "failing")
+
     def test_unknown_path(self) -> None:
         status, _ = self.get("/nope")
         self.assertEqual(status, 404)

@@ -19,6 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 VERSION = os.environ.get("APP_VERSION", "dev")
+# Fault injection for pipeline demos and tests: a release started with SAMPLE_APP_FAIL_HEALTH=1
+# answers /healthz with 503, so validation fails and the pipeline rolls it back.
+FAIL_HEALTH = os.environ.get("SAMPLE_APP_FAIL_HEALTH") == "1"
 
 
 def celsius_to_fahrenheit(celsius: float) -> float:
@@ -39,7 +42,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/healthz":
-            self._send(HTTPStatus.OK, {"status": "ok", "version": VERSION})
+            if FAIL_HEALTH:
+                self._send(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "failing", "version": VERSION})
+            else:
+                self._send(HTTPStatus.OK, {"status": "ok", "version": VERSION})
         elif url.path == "/api/convert":
             values = parse_qs(url.query).get("celsius", [])
             try:
