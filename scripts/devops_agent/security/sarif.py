@@ -539,7 +539,11 @@ def ingest(data: dict[str, Any], *, source: str, options: IngestOptions | None =
         return _ingest(data, source, options or IngestOptions())
 
 
+_NO_PROBLEMS: tuple[str, ...] = ()
+
+
 def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> IngestResult:
+    make_finding = Finding._make  # tuple.__new__ in C: measurably cheaper than Finding(...) x 10^5
     out = IngestResult()
     out.logs.append((source, data))
     notes = out.notes
@@ -588,13 +592,14 @@ def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> Ingest
             # fast path: no severity in the result's properties and a rule that settles it
             rprops = result.get("properties")
             part = rule_cache.get(id(rule)) if rule is not None else None
+            problems: Sequence[str]
             if (
                 part is not None
                 and part[0] is not None
                 and not part[2]
                 and (not rprops or (isinstance(rprops, dict) and _SEVERITY_KEYS.isdisjoint(rprops)))
             ):
-                severity, sev_source, problems = part[0], part[1], list[str]()
+                severity, sev_source, problems = part[0], part[1], _NO_PROBLEMS
             else:
                 severity, sev_source, problems = resolve_severity(result, rule, unknown, rule_cache)
             for text in problems:
@@ -630,22 +635,14 @@ def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> Ingest
             if rule is not None:
                 rule_name = rule.get("name")
                 help_uri = rule.get("helpUri")
+                rule_name = rule_name if isinstance(rule_name, str) else None
+                help_uri = help_uri if isinstance(help_uri, str) else None
             findings.append(
-                Finding(
-                    scanner,
-                    rule_id,
-                    message,
-                    path,
-                    start,
-                    severity,
-                    sev_source,
-                    fingerprint,
-                    source,
-                    rule_name if isinstance(rule_name, str) else None,
-                    help_uri if isinstance(help_uri, str) else None,
-                    end,
+                make_finding(
+                    (scanner, rule_id, message, path, start, severity, sev_source, fingerprint, source,
+                     rule_name, help_uri, end)
                 )
-            )
+            )  # fmt: skip
             results_out.append(result)
         for base in sorted(odd_bases):
             notes.append(
