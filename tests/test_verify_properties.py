@@ -57,7 +57,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadedKey, list[tuple
     return loaded, [("test", public_key_from_pem(loaded.public_pem, "test"))]
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     predicate=st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=5),
     flip=st.integers(0, 10**6),
