@@ -88,3 +88,26 @@ def test_ensure_semgrep_failure_is_a_clear_stage_failure(tmp_path: Path) -> None
 
     with pytest.raises(StageFailed, match=f"installing semgrep=={SEMGREP_VERSION}"):
         ensure_semgrep({"RUNNER_TOOL_CACHE": str(tmp_path)}, run=lambda cmd: 1)
+
+
+def test_tool_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devops_agent.security import scanners
+
+    local = tmp_path / ".venv-semgrep" / "bin" / "semgrep"
+    local.parent.mkdir(parents=True)
+    local.write_text("#!/bin/sh\n")
+    local.chmod(0o755)
+    on_path = tmp_path / "path" / "semgrep"
+    on_path.parent.mkdir()
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setattr(scanners, "checkout_root", lambda: tmp_path)
+    empty = str(tmp_path / "nothing")
+    assert scanners.find_tool("semgrep", "X_SEMGREP", {"PATH": empty}) == (str(local), None)
+    assert scanners.find_tool("semgrep", "X_SEMGREP", {"PATH": str(on_path.parent)}) == (str(on_path), None)
+    explicit = {"PATH": str(on_path.parent), "X_SEMGREP": str(local)}
+    assert scanners.find_tool("semgrep", "X_SEMGREP", explicit) == (str(local), None)
+    path, problem = scanners.find_tool("semgrep", "X_SEMGREP", {"X_SEMGREP": str(tmp_path / "missing")})
+    assert path is None
+    assert problem is not None
+    assert "is not an executable file" in problem

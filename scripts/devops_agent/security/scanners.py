@@ -62,8 +62,15 @@ class ScannerRun:
 # -- locating tools ---------------------------------------------------------------------------
 
 
+def checkout_root() -> Path:
+    """The devops-agent source tree this package runs from (scripts/devops_agent/..)."""
+    return Path(__file__).resolve().parents[3]
+
+
 def find_tool(name: str, env_var: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """(path, problem): an explicit env var wins (and must point at an executable), else PATH."""
+    """(path, problem): an explicit env var wins (and must point at an executable), then PATH,
+    then the tool's own virtualenv next to this checkout (``.venv-<name>/bin/<name>``, as
+    ``.ci/setup.d`` makes it)."""
     explicit = env.get(env_var, "").strip()
     if explicit:
         path = Path(explicit).expanduser()
@@ -71,6 +78,10 @@ def find_tool(name: str, env_var: str, env: Mapping[str, str]) -> tuple[str | No
             return str(path), None
         return None, f"{env_var}={explicit} is not an executable file"
     found = shutil.which(name, path=env.get("PATH"))
+    if found is None:
+        local = checkout_root() / f".venv-{name}" / "bin" / name
+        if local.is_file() and os.access(local, os.X_OK):
+            found = str(local)
     return found, None
 
 
