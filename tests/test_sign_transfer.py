@@ -63,3 +63,11 @@ def test_missing_manifest_is_bad_input(sample_app: Path, tmp_path: Path) -> None
     code, text = sbom_app(sample_app, "--build-dir", str(tmp_path))
     assert code == 2
     assert "--build-dir" in text
+
+
+def test_dry_run_plans_from_the_export_and_restores_nothing(exported: tuple[Path, Path]) -> None:
+    checkout, out = exported
+    code, text = sign_app(checkout, "--build-dir", str(out), "--dry-run")
+    assert code == 0, text
+    assert "would sign 1 subject" in text
+    assert not (checkout / ".devops-agent").exists()

@@ -330,11 +330,17 @@ def publish(result: SignResult, ctx: Context) -> None:
 
 
 def prepare(
-    app_dir: Path, config: Config, inputs: SignInputs, env: Mapping[str, str], run_id: str | None = None
+    app_dir: Path,
+    config: Config,
+    inputs: SignInputs,
+    env: Mapping[str, str],
+    run_id: str | None = None,
+    *,
+    manifest: Mapping[str, Any] | None = None,
 ) -> SignPlan:
     from devops_agent.stages.build import load_manifest
 
-    manifest = load_manifest(app_dir)
+    manifest = manifest if manifest is not None else load_manifest(app_dir)
     identity = derive_identity(
         config, app_dir, env, commit=manifest.get("commit") or None, run_id=run_id or manifest.get("run_id")
     )
@@ -373,11 +379,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         actions = Actions.from_env(stream=sys.stderr if args.json else None)
         ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
         env = dict(os.environ)
-        if args.build_dir and not args.dry_run:
-            from devops_agent.supplychain.transfer import import_build
+        manifest = None
+        if args.build_dir:
+            from devops_agent.supplychain.transfer import import_build, read_exported_manifest
 
-            import_build(app_dir, Path(args.build_dir))
-        plan = prepare(app_dir, config, SignInputs(args.method, args.out, args.dry_run), env)
+            if args.dry_run:  # plan from the export, restore nothing
+                manifest = read_exported_manifest(Path(args.build_dir))
+            else:
+                manifest = import_build(app_dir, Path(args.build_dir))
+        plan = prepare(
+            app_dir, config, SignInputs(args.method, args.out, args.dry_run), env, manifest=manifest
+        )
         if args.dry_run:
             actions.info(f"would sign {len(plan.subjects)} subject(s) with method {plan.method}:")
             for s in plan.subjects:

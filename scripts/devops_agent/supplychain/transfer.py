@@ -18,10 +18,8 @@ from devops_agent.core.state import state_dir
 MANIFEST = "build-manifest.json"
 
 
-def import_build(app_dir: Path, build_dir: Path) -> dict[str, Any]:
-    """Restore the exported build into ``app_dir``; returns the manifest. Idempotent."""
-    from devops_agent.stages.build import sha256_file
-
+def read_exported_manifest(build_dir: Path) -> dict[str, Any]:
+    """The manifest of an exported build (bad input when absent or unreadable)."""
     source = build_dir / MANIFEST
     try:
         manifest: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
@@ -35,6 +33,14 @@ def import_build(app_dir: Path, build_dir: Path) -> dict[str, Any]:
         raise ConfigError(
             f"cannot read {source}: {exc}", "re-run the build job", field="--build-dir"
         ) from None
+    return manifest
+
+
+def import_build(app_dir: Path, build_dir: Path) -> dict[str, Any]:
+    """Restore the exported build into ``app_dir``; returns the manifest. Idempotent."""
+    from devops_agent.stages.build import sha256_file
+
+    manifest = read_exported_manifest(build_dir)
     app_root = app_dir.resolve()
     for item in manifest.get("artifacts") or []:
         name, rel, expected = str(item["name"]), str(item["path"]), str(item["sha256"])
