@@ -431,8 +431,11 @@ def run(app_dir: Path, config: Config, inputs: SbomInputs, env: Mapping[str, str
     from devops_agent.supplychain.identity import derive_identity
 
     manifest = load_manifest(app_dir)
-    identity = derive_identity(config, app_dir, env)
-    plan = plan_sbom(config, manifest, app_dir, inputs, env, source_uri=identity.source_uri)
+    try:  # only a fallback for the supplier: an incomplete Actions environment must not block SBOMs
+        source_uri = derive_identity(config, app_dir, env).source_uri
+    except ConfigError:
+        source_uri = ""
+    plan = plan_sbom(config, manifest, app_dir, inputs, env, source_uri=source_uri)
     return execute_sbom(plan, app_dir, env)
 
 
