@@ -98,9 +98,13 @@ def child(step: int, path: Path, baseline_path: Path) -> tuple[float, float]:
     elif step == 1:
         decide(findings, policy)
     elif step == 2:
-        with paused_gc():  # as the CLI does
-            ingested = ingest(load_log(path), source=str(path), options=IngestOptions())
-            decide(ingested.findings, policy)
+        with paused_gc():  # as the CLI does: the whole command runs with the collector paused
+
+            def gate_step() -> None:
+                ingested = ingest(load_log(path), source=str(path), options=IngestOptions())
+                decide(ingested.findings, policy)
+
+            gate_step()  # its data is freed (by reference counting) before the collector resumes
     else:
         argv = ["--app", str(path.parent), "--sarif", str(path), "--baseline", str(baseline_path)]
         argv += ["--sarif-out", str(path.with_name("merged.sarif"))]

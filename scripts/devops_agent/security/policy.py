@@ -83,9 +83,11 @@ class _SuppressionIndex:
                 self.exact.setdefault(s.id, []).append(s)
 
     def first(self, finding: Finding) -> Suppression | None:
-        if not self.exact and not self.globs:
+        by_rule = self.exact.get(finding.rule_id)
+        by_fingerprint = self.exact.get(finding.fingerprint)
+        if by_rule is None and by_fingerprint is None and not self.globs:
             return None
-        candidates = self.exact.get(finding.rule_id, []) + self.exact.get(finding.fingerprint, [])
+        candidates = (by_rule or []) + (by_fingerprint or [])
         candidates += [s for match, s in self.globs if match(finding.rule_id)]
         best = None
         for s in candidates:
@@ -201,30 +203,33 @@ def _decide(
     blocking_by: dict[tuple[str, str], int] = {}
     # Cache thresholds per scanner (hot loop over up to 10^5 findings).
     thresholds: dict[str, Severity | None] = {}
+    make = Decision._make  # tuple.__new__ in C (10^5 decisions)
+    first_active = active_index.first if active else None
+    first_expired = expired_index.first if expired else None
     for finding in findings:
         new = finding.fingerprint not in baseline
-        suppression = active_index.first(finding)
+        suppression = first_active(finding) if first_active is not None else None
         if suppression is not None:
             used.add(suppression.index)
-        else:
-            lapsed = expired_index.first(finding)
+            decisions.append(make((finding, SUPPRESSED, new, suppression)))
+            continue
+        if first_expired is not None:
+            lapsed = first_expired(finding)
             if lapsed is not None:
                 expired_hits[lapsed.index] = expired_hits.get(lapsed.index, 0) + 1
-        if suppression is not None:
-            decisions.append(Decision(finding, SUPPRESSED, new, suppression))
-            continue
         if not new:
-            decisions.append(Decision(finding, BASELINED, False))
+            decisions.append(make((finding, BASELINED, False, None)))
             continue
-        if finding.scanner not in thresholds:
-            thresholds[finding.scanner] = policy.threshold_for(finding.scanner)
-        limit = thresholds[finding.scanner]
+        scanner = finding.scanner
+        if scanner not in thresholds:
+            thresholds[scanner] = policy.threshold_for(scanner)
+        limit = thresholds[scanner]
         if limit is not None and finding.severity >= limit:
-            decisions.append(Decision(finding, BLOCKING, True))
-            key = (finding.scanner, finding.severity.label)
+            decisions.append(make((finding, BLOCKING, True, None)))
+            key = (scanner, finding.severity.label)
             blocking_by[key] = blocking_by.get(key, 0) + 1
         else:
-            decisions.append(Decision(finding, REPORTED, True))
+            decisions.append(make((finding, REPORTED, True, None)))
     reasons: list[str] = []
     failed = tuple(s for s in scanners if s.status == "failed")
     for status in failed:

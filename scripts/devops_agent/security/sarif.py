@@ -169,7 +169,7 @@ def load_log(path: Path) -> dict[str, Any]:
     return parse_log(raw, source=str(path))
 
 
-def _loads(text: str) -> Any:
+def _loads(text: bytes | str) -> Any:
     """orjson when installed (the scan extra has it; ~25% faster on large logs), else json."""
     try:
         import orjson
@@ -192,9 +192,11 @@ def dumps_compact(doc: Any) -> bytes:
 
 def parse_log(raw: bytes | str, *, source: str) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        if isinstance(raw, bytes):
+            raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+            raw.decode("utf-8")  # a clear error for non-UTF-8 input (parsers differ in wording)
         with paused_gc():
-            data = _loads(text)
+            data = _loads(raw)
     except UnicodeDecodeError as exc:
         raise MalformedSarif(
             f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})",
@@ -540,6 +542,8 @@ def ingest(data: dict[str, Any], *, source: str, options: IngestOptions | None =
 
 
 _NO_PROBLEMS: tuple[str, ...] = ()
+_URI_PREFIXES = ("file://", "./")
+_EMPTY: Mapping[str, Any] = {}
 
 
 def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> IngestResult:
@@ -568,11 +572,24 @@ def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> Ingest
         known_bases = set(bases) if isinstance(bases, dict) else set()
         odd_bases: set[str] = set()
         outside = 0
+        driver_rules = rules.components[0]
+        n_driver_rules = len(driver_rules)
+        rule_meta: dict[int, tuple[str | None, str | None]] = {}
+        # The loop below runs 10^5 times on big logs: the common shapes are handled inline and
+        # anything unusual goes through the general helpers (_location, _anchor, rules.find...).
         for i, result in enumerate(_as_list(run.get("results"))):
             if result.get("kind") in _NOT_FAILURES:
                 out.not_failures += 1
                 continue
-            rule, problem = rules.find(result)
+            index = result.get("ruleIndex")
+            if type(index) is int and 0 <= index < n_driver_rules and "rule" not in result:
+                rule = driver_rules[index]
+                if not isinstance(rule, dict):
+                    rule, problem = rules.find(result)
+                else:
+                    problem = None
+            else:
+                rule, problem = rules.find(result)
             if problem:
                 notes.append(IngestNote(source, f"runs[{r}].results[{i}]", problem))
             rule_id = result.get("ruleId")
@@ -610,13 +627,41 @@ def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> Ingest
                         f"{scanner} {rule_id}: {text}; treated as {severity.label} ({sev_source})",
                     )
                 )
-            uri, start, end, snippet, base = _location(result)
+            try:  # the shape nearly every tool writes; _location handles the rest
+                phys = result["locations"][0]["physicalLocation"]
+                art = phys["artifactLocation"]
+                uri, base = art["uri"], art.get("uriBaseId")
+                region = phys.get("region") or _EMPTY
+                start, end, snip = region.get("startLine"), region.get("endLine"), region.get("snippet")
+                snippet = snip.get("text") if snip is not None else None
+                if not (
+                    type(uri) is str
+                    and (start is None or type(start) is int)
+                    and (end is None or type(end) is int)
+                    and (snippet is None or type(snippet) is str)
+                    and (base is None or type(base) is str)
+                ):
+                    uri, start, end, snippet, base = _location(result)
+            except (KeyError, IndexError, TypeError, AttributeError):
+                uri, start, end, snippet, base = _location(result)
             if base and base not in known_bases:
                 odd_bases.add(base)
-            path = normalise_uri(uri, prefix)
+            if (
+                uri
+                and not prefix
+                and "%" not in uri
+                and "\\" not in uri
+                and not uri.startswith(_URI_PREFIXES)
+            ):
+                path: str | None = uri
+            else:
+                path = normalise_uri(uri, prefix)
             if path and (path[0] == "/" or path.startswith("../") or "://" in path):
                 outside += 1
-            message = _text(result.get("message"))
+            msg = result.get("message")
+            message = msg.get("text") if type(msg) is dict else None
+            if type(message) is not str or not message:
+                message = _text(msg)
             if not message:
                 message = _text(rule.get("shortDescription")) if rule else ""
                 if not message:
@@ -626,17 +671,25 @@ def _ingest(data: dict[str, Any], source: str, options: IngestOptions) -> Ingest
             if ours and isinstance(ours, str):
                 fingerprint = ours
             else:
-                anchor = _anchor(result, path, start, snippet, root)
+                if not partial and snippet and not snippet.isspace():
+                    anchor = "snip:" + " ".join(snippet.split())
+                else:
+                    anchor = _anchor(result, path, start, snippet, root)
                 key = f"{scanner}\x1f{rule_id}\x1f{path or ''}\x1f{anchor}"
                 n = seen.get(key, 0)
                 seen[key] = n + 1
                 fingerprint = sha256(f"{key}\x1f{n}".encode()).hexdigest()[:32]
-            rule_name = help_uri = None
-            if rule is not None:
-                rule_name = rule.get("name")
-                help_uri = rule.get("helpUri")
-                rule_name = rule_name if isinstance(rule_name, str) else None
-                help_uri = help_uri if isinstance(help_uri, str) else None
+            if rule is None:
+                rule_name = help_uri = None
+            else:
+                meta = rule_meta.get(id(rule))
+                if meta is None:
+                    name, helps = rule.get("name"), rule.get("helpUri")
+                    meta = rule_meta[id(rule)] = (
+                        name if isinstance(name, str) else None,
+                        helps if isinstance(helps, str) else None,
+                    )
+                rule_name, help_uri = meta
             findings.append(
                 make_finding(
                     (scanner, rule_id, message, path, start, severity, sev_source, fingerprint, source,
