@@ -290,3 +290,16 @@ def test_all_corpus_files_at_once_with_json_output(
     }
     assert any("outside the repository" in n["message"] for n in data["notes"])
     assert os.environ.get("GITHUB_ACTIONS") is None
+
+
+@needs_corpus
+def test_validate_schema_reports_violations_as_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kics = CORPUS / "kics-andromeda-orchestration-1.sarif"
+    args = ["--app", str(tmp_path), "--sarif", str(kics), "--threshold", "none", "--json"]
+    assert gate.main([*args, "--validate-schema"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any(n["where"] == "schema" and "not valid SARIF 2.1.0" in n["message"] for n in notes)
+    assert gate.main(args) == 0
+    assert not any(n["where"] == "schema" for n in json.loads(capsys.readouterr().out)["notes"])
