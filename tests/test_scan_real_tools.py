@@ -195,6 +195,18 @@ def test_checkov_auto_without_checkov_is_reported(tmp_path: Path) -> None:
     assert plans["checkov"].action == "disabled"
 
 
+def test_checkov_skips_our_own_outputs(tmp_path: Path) -> None:
+    scan_section = {"checkov": {"paths": ["."]}, "gate": {"baseline": ".github/security-baseline.json"}}
+    [plan] = [
+        p
+        for p in plan_scan(scan_section, tmp_path, tools={"checkov": ("/x/checkov", None)})
+        if p.name == "checkov"
+    ]
+    assert plan.action == "run"
+    assert ".github/security-baseline.json" in plan.exclude
+    assert ".devops-agent" in plan.exclude
+
+
 def test_semgrep_setup_script_pins_the_same_version() -> None:
     script = (REPO / ".ci" / "setup.d" / "20-semgrep.sh").read_text()
     assert f'SEMGREP_VERSION="{SEMGREP_VERSION}"' in script
@@ -234,3 +246,39 @@ def test_malformed_external_sarif_is_bad_input_before_anything_changes(
     previous.write_text("{}")
     assert scan.main(["--app", str(app)]) == 2
     assert previous.read_text() == "{}"
+
+
+def find_checkov() -> str | None:
+    for candidate in (
+        os.environ.get("DEVOPS_AGENT_CHECKOV"),
+        str(REPO / ".venv-checkov" / "bin" / "checkov"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return shutil.which("checkov")
+
+
+CHECKOV = find_checkov()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHECKOV is None,
+    reason="checkov is not installed: run `ROOT=$PWD bash .ci/setup.d/21-checkov.sh` "
+    "or set DEVOPS_AGENT_CHECKOV",
+)
+def test_real_checkov_finds_insecure_terraform(
+    env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert CHECKOV is not None
+    monkeypatch.setenv("DEVOPS_AGENT_CHECKOV", CHECKOV)
+    app = copy_app("iac-app", tmp_path)
+    assert scan.main(["--app", str(app)]) == 1
+    [results] = results_by_tool(app / ".devops-agent" / "scan" / "merged.sarif").values()
+    rules = {r["ruleId"] for r in results}
+    assert "CKV_AWS_24" in rules  # security group open to 0.0.0.0/0 on port 22
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    assert uris == {"infra/main.tf"}  # checkov's paths are relative to each scanned directory
+    summary = env["summary"].read_text()
+    assert "| checkov | ✅ ran |" in summary
+    assert "new high finding(s) from checkov" in summary

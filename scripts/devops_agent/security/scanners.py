@@ -239,7 +239,11 @@ def plan_scan(
         path, problem = tools.get("checkov", (None, None))
         paths = tuple(checkov.get("paths") or (".",))
         if path is not None:
-            plans.append(ScannerPlan("checkov", "run", executable=path, paths=paths))
+            # our own outputs are not IaC: the baseline's hex fingerprints even trip checkov's
+            # high-entropy secret check
+            baseline = (scan.get("gate") or {}).get("baseline")
+            skip = DEFAULT_EXCLUDES + ((str(baseline),) if baseline else ())
+            plans.append(ScannerPlan("checkov", "run", executable=path, paths=paths, exclude=skip))
         elif mode is True:
             why = problem or "checkov is not installed (not on PATH)"
             plans.append(
@@ -414,6 +418,8 @@ def run_checkov(plan: ScannerPlan, app_dir: Path, work: Path, env: Mapping[str, 
         outdir = work / f"checkov-{n}"
         cmd = [plan.executable, "-d", ".", "-o", "sarif", "--output-file-path", str(outdir)]
         cmd += ["--quiet", "--soft-fail", "--skip-download", "--compact"]
+        for skipped in plan.exclude:
+            cmd += ["--skip-path", re.escape(skipped)]
         proc = _run(cmd, app_dir / target, env, 1800)
         out = outdir / "results_sarif.sarif"
         log = _read_sarif(out) if proc.returncode == 0 else None
