@@ -6,7 +6,6 @@ once against the local state store and once against the fake GitHub server."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -37,22 +36,19 @@ def documented_job() -> str:
     return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 
-def workflow_text(bridge: Bridge) -> str:
-    """devsecops.yml plus the documented job, which needs the stage jobs that exist today.
+def committed_job() -> dict[str, object]:
+    import yaml
 
-    The local runner does not evaluate expressions in action input defaults (GitHub does), so the
-    action's `token` default `${{ github.token }}` is passed explicitly here.
-    """
-    base = DEVSECOPS.read_text(encoding="utf-8")
-    jobs = list(load_workflow(bridge, DEVSECOPS).jobs)
-    job = re.sub(r"needs: \[[^\]]*\]", f"needs: [{', '.join(jobs)}]", documented_job(), count=1)
-    job = job.replace(
-        "          needs: ${{ toJSON(needs) }}\n",
-        "          needs: ${{ toJSON(needs) }}\n          token: ${{ github.token }}\n",
-        1,
-    )
-    assert "token: ${{ github.token }}" in job
-    return base.rstrip("\n") + "\n\n" + job
+    job: dict[str, object] = yaml.safe_load(DEVSECOPS.read_text(encoding="utf-8"))["jobs"]["incidents"]
+    return job
+
+
+def test_docs_show_the_committed_incidents_job() -> None:
+    import yaml
+
+    [(name, documented)] = yaml.safe_load(documented_job()).items()
+    assert name == "incidents"
+    assert documented == committed_job(), "docs/incidents.md and devsecops.yml's incidents job differ"
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +101,7 @@ def make_run(
         **(env or {}),
     }
     artifacts = Artifacts(tmp_path / "artifacts")
-    wf = load_workflow(bridge, DEVSECOPS, workflow_text(bridge))
+    wf = load_workflow(bridge, DEVSECOPS)
     check_wiring(wf)
     handlers = {
         "actions/checkout": lambda ctx: {},
@@ -120,18 +116,18 @@ def make_run(
         github=github,
         env={**python_env(), **env},
         handlers=handlers,
+        only={"build", "incidents"},  # the stages between them count as skipped
     )
     return run, workspace, artifacts
 
 
-def test_documented_job_is_least_privilege_and_uploads_hidden_files() -> None:
-    import yaml
-
-    [(name, job)] = yaml.safe_load(documented_job()).items()
-    assert name == "incidents"
+def test_incidents_job_is_least_privilege_and_uploads_hidden_files() -> None:
+    job = committed_job()
     assert job["permissions"] == {"contents": "read", "issues": "write", "actions": "read"}
     assert job["if"] == "${{ always() && !cancelled() }}"
-    upload = job["steps"][-1]
+    steps = job["steps"]
+    assert isinstance(steps, list)
+    upload = steps[-1]
     assert upload["with"]["include-hidden-files"] is True  # the context file is a dot-file
     assert upload["if"].startswith("${{ always() && ")  # kept even when the report step failed
     assert "concurrency" not in job
@@ -195,22 +191,3 @@ def test_failed_build_against_the_fake_github(bridge: Bridge, tmp_path: Path) ->
         assert fake.violations == []
     finally:
         fake.stop()
-
-
-@pytest.mark.parametrize("tool", ["actionlint", "zizmor"])
-def test_documented_job_passes_actionlint_and_zizmor(bridge: Bridge, tmp_path: Path, tool: str) -> None:
-    import subprocess
-    import sys
-
-    binary = Path(sys.executable).parent / tool
-    if not binary.exists():
-        pytest.skip(f"{tool} is not installed in this environment: pip install -e '.[dev]'")
-    workflows = tmp_path / ".github" / "workflows"
-    workflows.mkdir(parents=True)
-    (workflows / "devsecops.yml").write_text(workflow_text(bridge), encoding="utf-8")
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    args = [str(binary), ".github/workflows/devsecops.yml"]
-    if tool == "zizmor":
-        args[1:1] = ["--offline", "--quiet"]
-    proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -340,7 +340,14 @@ class LocalWorkflowRun:
         handlers: Mapping[str, Handler] | None = None,
         approve: Callable[[str, str], bool] | None = None,
         step_timeout: float = 600.0,
+        runners: Path | None = None,
+        only: set[str] | None = None,
     ) -> None:
+        """``runners``: give every job its own persistent runner directory (``<runners>/<job>``)
+        whose workspace ``actions/checkout`` refreshes from ``workspace`` (the repository, as
+        checkout with ``clean: false`` on a self-hosted runner); files a job writes are then only
+        seen by other jobs through artifacts. Without it, all jobs share ``workspace``.
+        ``only``: run just these jobs; the others count as skipped (a test convenience)."""
         self.bridge = bridge
         self.wf = workflow
         self.workspace = workspace
@@ -365,6 +372,11 @@ class LocalWorkflowRun:
         self.handlers = dict(handlers or {})
         self.approve = approve
         self.step_timeout = step_timeout
+        self.runners = runners
+        self.only = only
+        self.source = workspace
+        if runners is not None:
+            self.handlers.setdefault("actions/checkout", self._checkout)
 
     def _inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
         spec = self.wf.call_spec().get("inputs") or {}
@@ -421,6 +433,30 @@ class LocalWorkflowRun:
             outputs[name] = self.eval_raw(str(spec.get("value", "")), context)
         return RunResult(results, outputs)
 
+    def _job_context(self, status: str) -> dict[str, str]:
+        ref = str(
+            self.github.get(
+                "job_workflow_ref", "org/devops-agent/.github/workflows/devsecops.yml@refs/tags/v1"
+            )
+        )
+        return {
+            "status": status,
+            "workflow_ref": ref,
+            "workflow_repository": ref.split("/.github/", maxsplit=1)[0],
+            "workflow_sha": "1" * 40,
+            "workflow_file_path": ".github/workflows/devsecops.yml",
+        }
+
+    def _checkout(self, ctx: StepContext) -> Mapping[str, str]:
+        """actions/checkout with clean: false: tracked files refreshed, other files kept."""
+        shutil.copytree(
+            self.source,
+            self.workspace,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(".devops-agent", "dist", "__pycache__"),
+        )
+        return {}
+
     def _ancestors(self, job_id: str) -> set[str]:
         seen: set[str] = set()
         stack = list(self.wf.jobs[job_id]["needs"])
@@ -446,14 +482,28 @@ class LocalWorkflowRun:
             "runner": {"temp": str(self.temp), "os": "Linux", "arch": "X64"},
             "matrix": {},
             "strategy": {},
-            "job": {"status": "success"},
+            "job": self._job_context("success"),
         }
+        if self.only is not None and job_id not in self.only:
+            return JobRun(job_id, "skipped", reason="not selected (only=...)")
         if not self.eval_condition(job["if"], context, status):
             return JobRun(job_id, "skipped")
+        if self.runners is not None:
+            runner_dir = self.runners / job_id
+            self.workspace = runner_dir / "work"
+            self.temp = runner_dir / "temp"
+            if self.temp.exists():
+                shutil.rmtree(self.temp)
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            self.temp.mkdir(parents=True)
+            context["runner"] = {**context["runner"], "temp": str(self.temp)}
+            context["github"] = {**context["github"], "workspace": str(self.workspace)}
         if job["type"] != "job":
             raise WorkflowError(f"job {job_id!r}: nested reusable workflows are not run locally")
-        environment = self.eval(job.get("environment"), context)
-        env_name = environment.get("name") if isinstance(environment, dict) else environment
+        environment = job.get("environment")
+        if isinstance(environment, dict) and "name" in environment:  # url is evaluated after the steps
+            environment = environment["name"]
+        env_name = self.eval(environment, context)
         if env_name and self.approve is not None and not self.approve(str(env_name), job_id):
             return JobRun(job_id, "failure", reason=f"deployment to {env_name!r} was rejected")
         job_env = {k: _stringify(v) for k, v in (self.eval(job.get("env"), context) or {}).items()}
@@ -475,7 +525,7 @@ class LocalWorkflowRun:
                 **context,
                 "steps": steps_ctx,
                 "env": {**job_env, **dynamic_env},
-                "job": {"status": run.result},
+                "job": self._job_context(run.result),
             }
             name = _stringify(self.eval(step.get("name"), step_context)) or step.get("uses") or "run"
             if not self.eval_condition(step["if"], step_context, step_status):

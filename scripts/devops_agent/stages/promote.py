@@ -724,6 +724,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="why the freeze is overridden (action input `override-reason`)",
         )
         parser.add_argument(
+            "--artifact",
+            metavar="DIR",
+            default=get_input("artifact") or None,
+            help="the build output of this run (`build --out`), restored with every digest re-checked; "
+            "production never rebuilds (action input `artifact`)",
+        )
+        parser.add_argument(
             "--approver",
             default=get_input("approver") or None,
             help="who approved, for the change record (action input `approver`)",
@@ -743,6 +750,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with StateStore.for_app(app_dir) as store:
                 run_id = store.start_run()
+        if args.artifact and not args.dry_run:
+            from devops_agent.stages.deploy import adopt_build_output
+
+            for restored in adopt_build_output(app_dir, Path(args.artifact)):
+                actions.info(f"restored {restored} from the build output {args.artifact}")
         inputs = PromoteInputs(
             digest=args.digest,
             override_freeze=args.override_freeze,

@@ -296,8 +296,9 @@ class FakeGitHub:
             "run_number": number,
             "created_at": created_at or self.now(),
         }
+        job_status = "completed" if conclusion is not None else "in_progress"
         self.jobs[run_id] = [
-            {"id": self.new_id(), "name": "build", "status": "completed", "conclusion": conclusion},
+            {"id": self.new_id(), "name": "build", "status": job_status, "conclusion": conclusion},
         ]
         if waiting_on:
             ids = []
