@@ -138,3 +138,27 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main([str(good)]) == 0
     assert main([str(bad)]) == 1
     assert "[pinned]" in capsys.readouterr().out
+
+
+def test_reusable_workflow_calls_are_checked_against_their_inputs(tmp_path: Path) -> None:
+    caller = """
+name: caller
+on: push
+permissions: {}
+jobs:
+  pipeline:
+    uses: $/.github/workflows/devsecops.yml
+    permissions:
+      contents: read
+    with:
+      app-dir: examples/sample-app
+      {extra}
+"""
+    good = write(tmp_path, caller.replace("{extra}", "promote: false"), "good.yml")
+    assert check_file(good, REPO_ROOT) == []
+    bad = write(tmp_path, caller.replace("{extra}", "promte: false"), "bad.yml")
+    assert [v.message for v in check_file(bad, REPO_ROOT)] == [
+        "jobs.pipeline: devsecops.yml has no input 'promte'"
+    ]
+    missing = write(tmp_path, caller.replace("devsecops.yml", "nope.yml").replace("{extra}", ""), "m.yml")
+    assert [v.rule for v in check_file(missing, REPO_ROOT)] == ["own-actions"]

@@ -235,7 +235,9 @@ def rule_own_actions(f: YamlFile) -> Iterator[Violation]:
                 f.line_of(uses),
             )
             continue
-        if own_path is not None and f.repo_root is not None:
+        if own_path is not None and f.repo_root is not None and own_path.endswith((".yml", ".yaml")):
+            yield from _check_workflow_call(f, where, uses, f.repo_root / own_path)
+        elif own_path is not None and f.repo_root is not None:
             target = f.repo_root / own_path
             if not ((target / "action.yml").is_file() or (target / "action.yaml").is_file()):
                 yield Violation(
@@ -244,6 +246,21 @@ def rule_own_actions(f: YamlFile) -> Iterator[Violation]:
                     f"{where}: `{uses}` points at {own_path}, which has no action.yml",
                     f.line_of(uses),
                 )
+
+
+def _check_workflow_call(f: YamlFile, where: str, uses: str, target: Path) -> Iterator[Violation]:
+    """A call of one of our reusable workflows: it exists and every `with:` key is an input."""
+    if not target.is_file():
+        yield Violation(f.path, "own-actions", f"{where}: `{uses}` does not exist", f.line_of(uses))
+        return
+    called = load(target)
+    declared = (triggers(called.doc).get("workflow_call") or {}).get("inputs") or {}
+    job = (f.doc.get("jobs") or {}).get(where.split(".", 1)[1]) or {}
+    for key in job.get("with") or {}:
+        if key not in declared:
+            yield Violation(
+                f.path, "own-actions", f"{where}: {target.name} has no input {key!r}", f.line_of(f"{key}:")
+            )
 
 
 RULES: tuple[Callable[[YamlFile], Iterator[Violation]], ...] = (
