@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,34 +71,76 @@ def test_errors_in_github_actions_are_annotations(
     assert capsys.readouterr().err.startswith("::error title=devops-agent%3A invalid input::")
 
 
-def test_run_on_sample_app(sample_app: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--app", str(sample_app)]) == 0
+@pytest.fixture
+def pipeline_app(sample_app: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The sample app with free ports for staging and production; every release stopped after."""
+    import yaml
+
+    from tests.fixtures.deploy.support import free_ports
+    from tests.test_workflow_e2e import find_semgrep
+
+    semgrep = find_semgrep()
+    if semgrep is None:
+        pytest.skip("semgrep is not installed: run `ROOT=$PWD bash .ci/setup.d/20-semgrep.sh`")
+    monkeypatch.setenv("DEVOPS_AGENT_SEMGREP", semgrep)
+    path = sample_app / ".github" / "devops-agent.yml"
+    config = yaml.safe_load(path.read_text())
+    ports = free_ports(4)
+    config["deploy"]["process"]["ports"] = ports[:2]
+    config["promote"]["deploy"] = {"process": {"ports": ports[2:]}}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    yield sample_app
+    assert main(["deploy", "--app", str(sample_app), "--stop"]) == 0
+
+
+@pytest.mark.slow
+def test_run_on_sample_app_stops_before_production(
+    pipeline_app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--app", str(pipeline_app)]) == 0
     out = capsys.readouterr().out
     assert "sha256:" in out
     assert "devops-agent run — sample-app: ✅ passed" in out
     assert "flowchart LR" in out
-    with StateStore.for_app(sample_app) as store:
+    assert "devops-agent approve --local" in out
+    with StateStore.for_app(pipeline_app) as store:
         runs = store.runs()
         assert runs[0].status == "success"
         assert [a.name for a in store.artifacts(runs[0].id)] == ["sample-app.pyz"]
-    gitignore = (sample_app / ".devops-agent" / ".gitignore").read_text()
+        staging = store.deployments("staging")
+        assert staging
+        assert staging[0].status == "success"
+        assert [d.status for d in store.deployments("production")] == ["pending"]  # waiting for approval
+    gitignore = (pipeline_app / ".devops-agent" / ".gitignore").read_text()
     assert "*" in gitignore.splitlines()
+    # the reviewer continues the same run
+    assert main(["approve", "--local", "--app", str(pipeline_app), "--comment", "ship it"]) == 0
+    with StateStore.for_app(pipeline_app) as store:
+        assert [d.status for d in store.deployments("production")][:1] == ["success"]
 
 
-def test_run_json_and_failure_marks_run(sample_app: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--app", str(sample_app), "--json"]) == 0
+@pytest.mark.slow
+def test_run_json_and_failure_marks_run_and_opens_a_local_incident(
+    pipeline_app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--app", str(pipeline_app), "--json", "--approve"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["stages"][0]["name"] == "build"
-    assert payload["stages"][0]["status"] == "passed"
-    (sample_app / "tests" / "test_broken.py").write_text(
+    assert [s["name"] for s in payload["stages"]][:2] == ["build", "scan"]
+    assert {s["status"] for s in payload["stages"]} == {"passed"}
+    (pipeline_app / "tests" / "test_broken.py").write_text(
         "import unittest\n\nclass T(unittest.TestCase):\n    def test_x(self):\n        self.fail('boom')\n"
     )
-    assert main(["run", "--app", str(sample_app)]) == 1
+    assert main(["run", "--app", str(pipeline_app)]) == 1
     captured = capsys.readouterr()
     assert "❌ failed" in captured.out
     assert "test command failed" in captured.err
-    with StateStore.for_app(sample_app) as store:
+    assert "| build | created |" in captured.out  # the local incident
+    with StateStore.for_app(pipeline_app) as store:
         assert store.runs()[0].status == "failure"
+        assert store.runs()[0].details == {"stage": "build"}
+    (pipeline_app / "tests" / "test_broken.py").unlink()
+    assert main(["run", "--app", str(pipeline_app), "--approve"]) == 0
+    assert "resolved" in capsys.readouterr().out  # the next success closes it with MTTR
 
 
 def test_module_entry_point() -> None:

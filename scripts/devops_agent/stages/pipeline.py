@@ -136,7 +136,14 @@ def record_incident(ctx: PipelineContext, failed: bool) -> None:
         argv += ["--config", str(ctx.options["config"])]
     env = {k: v for k, v in os.environ.items() if k not in {"GITHUB_ACTIONS", "GITHUB_REPOSITORY"}}
     env["DEVOPS_AGENT_PLATFORM"] = "local"
-    code = incidents.main(argv, env=env)
+    if ctx.options.get("json"):
+        # stdout carries only the run's JSON document: the incident report goes to stderr
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            code = incidents.main(argv, env=env)
+    else:
+        code = incidents.main(argv, env=env)
     if code != 0:
         ctx.actions.warning(f"recording the local incident failed (exit {code}); the run result stands")
 
