@@ -17,6 +17,7 @@ fi
 if [ ! -x "$SEMGREP_VENV/bin/python" ]; then
   "$PYTHON" -m venv "$SEMGREP_VENV"
 fi
-"$SEMGREP_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "semgrep==$SEMGREP_VERSION"
+"$SEMGREP_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  --require-hashes -r "$ROOT/requirements/semgrep.lock"
 SEMGREP_ENABLE_VERSION_CHECK=0 "$SEMGREP_VENV/bin/semgrep" --version >/dev/null
 echo "semgrep $SEMGREP_VERSION installed in $SEMGREP_VENV"

@@ -100,13 +100,23 @@ def semgrep_venv_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "devops-agent" / f"semgrep-{SEMGREP_VERSION}"
 
 
+def semgrep_lock() -> Path | None:
+    """requirements/semgrep.lock of the checkout this code runs from (actions, source installs)."""
+    lock = Path(__file__).resolve().parents[3] / "requirements" / "semgrep.lock"
+    return lock if lock.is_file() else None
+
+
 def install_semgrep_commands(venv: Path, python: str = sys.executable) -> list[list[str]]:
     """The commands that create semgrep's own virtualenv (pinned; its pins conflict with ours)."""
-    return [
-        [python, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"semgrep=={SEMGREP_VERSION}"],
-    ]  # fmt: skip
+    return semgrep_install_plan(venv, python, semgrep_lock())
+
+
+def semgrep_install_plan(venv: Path, python: str, lock: Path | None) -> list[list[str]]:
+    """With the repository's lock file every package is hash-checked; an installed wheel without
+    it falls back to the pinned version alone."""
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    target = ["--require-hashes", "-r", str(lock)] if lock else [f"semgrep=={SEMGREP_VERSION}"]
+    return [[python, "-m", "venv", str(venv)], [*pip, *target]]
 
 
 def ensure_semgrep(env: Mapping[str, str], run: Callable[[list[str]], int] | None = None) -> str:

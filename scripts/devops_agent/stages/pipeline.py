@@ -161,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="approve production in this run (promote does not stop for `devops-agent approve --local`)",
         )
         parser.add_argument(
+            "--no-install-tools",
+            action="store_true",
+            help="do not provision missing scanners (semgrep) into their own cached virtualenv",
+        )
+        parser.add_argument(
             "--no-incidents",
             action="store_true",
             help="do not record a local incident on failure (or resolve on success)",

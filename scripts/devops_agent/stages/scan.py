@@ -282,7 +282,10 @@ def scan_command(argv: Sequence[str] | None) -> int:
 
 def pipeline_step(ctx: Any) -> Mapping[str, Any]:
     """`devops-agent run`: scan, then gate; a blocked gate or failed scanner stops the pipeline."""
-    result = execute_scan(ctx.config, ctx.app_dir, ctx.actions)
+    # `devops-agent run` provisions a missing semgrep (pinned, own virtualenv in the user's cache)
+    # so the pipeline works on a fresh machine; `run --no-install-tools` turns that off.
+    install = not ctx.options.get("no_install_tools", False)
+    result = execute_scan(ctx.config, ctx.app_dir, ctx.actions, install_semgrep=install)
     publish(
         Context(ctx.actions, ctx.app_dir),
         result.decision,
