@@ -85,3 +85,11 @@ def production_config(config: Config, settings: PromoteSettings | None = None) -
         deploy["process"] = {**deploy["process"], "ports": [int(p) + PORT_OFFSET for p in ports]}
     raw["deploy"] = deploy
     return dataclasses.replace(config, raw=_freeze(raw))
+
+
+def config_for_environment(config: Config, environment: str | None) -> Config:
+    """The config whose ``deploy`` section describes ``environment``: production gets
+    ``promote.deploy`` merged in (its own ports, driver settings); any other name is unchanged."""
+    if environment and environment == promote_settings(config).environment:
+        return production_config(config)
+    return config

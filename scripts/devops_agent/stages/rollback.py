@@ -243,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
+        from devops_agent.promote.settings import config_for_environment
+
+        config = config_for_environment(config, args.environment)  # production: promote.deploy
         settings = deploy_settings(config)
         vsettings = validate_settings(config)
         history_settings(config)

@@ -407,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         args = parser.parse_args(argv_list(argv))
         app_dir, config = load_for(args.app, args.config)
+        from devops_agent.promote.settings import config_for_environment
+
+        config = config_for_environment(config, args.environment)  # production: promote.deploy
         actions = Actions.from_env(stream=sys.stderr if args.json else None)
         ctx = Context(actions=actions, app_dir=app_dir, json_output=args.json)
         run_id = os.environ.get("GITHUB_RUN_ID") or None
