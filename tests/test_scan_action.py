@@ -77,7 +77,7 @@ def test_ensure_semgrep_installs_once_then_reuses(tmp_path: Path) -> None:
 
     exe = ensure_semgrep(env, run=fake_run)
     assert exe == str(tmp_path / "devops-agent" / f"semgrep-{SEMGREP_VERSION}" / "bin" / "semgrep")
-    assert calls[-1][-1] == f"semgrep=={SEMGREP_VERSION}"
+    assert calls[-1][-3:] == ["--require-hashes", "-r", str(REPO / "requirements" / "semgrep.lock")]
     count = len(calls)
     assert ensure_semgrep(env, run=fake_run) == exe
     assert len(calls) == count  # reused: nothing installed again

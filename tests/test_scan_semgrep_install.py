@@ -13,7 +13,6 @@ from devops_agent.security.scanners import (
     install_semgrep_commands,
     semgrep_install_plan,
     semgrep_lock,
-    semgrep_venv_dir,
 )
 from tests.conftest import REPO_ROOT
 
@@ -38,25 +37,6 @@ def test_without_a_lock_the_version_is_still_pinned(tmp_path: Path) -> None:
     _, install = semgrep_install_plan(tmp_path, "python3", None)
     assert install[-1] == f"semgrep=={SEMGREP_VERSION}"
     assert "--require-hashes" not in install
-
-
-def test_ensure_semgrep_installs_once_into_the_cache(tmp_path: Path) -> None:
-    env = {"XDG_CACHE_HOME": str(tmp_path)}
-    calls: list[list[str]] = []
-
-    def run(cmd: list[str]) -> int:
-        calls.append(cmd)
-        if cmd[1:3] == ["-m", "venv"]:
-            (Path(cmd[3]) / "bin").mkdir(parents=True)
-            (Path(cmd[3]) / "bin" / "semgrep").write_text("#!/bin/sh\n")
-        return 0
-
-    exe = ensure_semgrep(env, run=run)
-    assert exe == str(semgrep_venv_dir(env) / "bin" / "semgrep")
-    assert semgrep_venv_dir(env) == tmp_path / "devops-agent" / f"semgrep-{SEMGREP_VERSION}"
-    assert len(calls) == 2
-    assert ensure_semgrep(env, run=run) == exe
-    assert len(calls) == 2, "an existing install is reused"
 
 
 def test_failed_install_says_how_to_fix(tmp_path: Path) -> None:
