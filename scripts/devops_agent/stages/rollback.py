@@ -245,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app_dir, config = load_for(args.app, args.config)
         from devops_agent.promote.settings import config_for_environment
 
+        staging = deploy_settings(config).environment  # rolling back any other one needs --yes
         config = config_for_environment(config, args.environment)  # production: promote.deploy
         settings = deploy_settings(config)
         vsettings = validate_settings(config)
@@ -275,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 Context(actions, app_dir).emit_json({"plan": plan, "dry_run": True})
             return 0
-        if environment != settings.environment and not args.yes:
+        if environment != staging and not args.yes:
             raise ConfigError(
                 f"rolling back {environment!r} (not the staging environment "
                 f"{settings.environment!r}) needs confirmation",
