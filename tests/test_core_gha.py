@@ -10,31 +10,10 @@ import pytest
 
 from devops_agent.core.errors import ConfigError
 from devops_agent.core.gha import Actions, get_bool_input, get_input, get_multiline_input, md_table
+from tests.workflow_runner.runner import parse_kv_file
 
-
-def parse_github_output(text: str) -> dict[str, str]:
-    """Parse GITHUB_OUTPUT the way the runner does (name=value and name<<DELIM blocks)."""
-    out: dict[str, str] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line:
-            i += 1
-            continue
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delimiter = line.split("<<", 1)
-            body: list[str] = []
-            i += 1
-            while lines[i] != delimiter:
-                body.append(lines[i])
-                i += 1
-            out[name] = "\n".join(body)
-        else:
-            name, value = line.split("=", 1)
-            out[name] = value
-        i += 1
-    return out
+# The runner's own parser of GITHUB_OUTPUT (name=value lines and name<<DELIMITER blocks).
+parse_github_output = parse_kv_file
 
 
 def gha(tmp_path: Path, *, github: bool = True) -> tuple[Actions, io.StringIO, Path, Path]:

@@ -55,7 +55,7 @@ def json_path(parts: Any) -> str:
     return out or "(top level)"
 
 
-def _fix_for(error: Any, schema_props: Mapping[str, Any]) -> tuple[str, str]:
+def _fix_for(error: Any) -> tuple[str, str]:
     """Turn a jsonschema ValidationError into (field path, fix)."""
     path = json_path(error.absolute_path)
     validator = error.validator
@@ -103,7 +103,7 @@ def validate_document(data: Any, schema: Mapping[str, Any], *, source: str) -> l
     errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     out: list[ConfigError] = []
     for error in errors:
-        path, fix = _fix_for(error, schema.get("properties", {}))
+        path, fix = _fix_for(error)
         out.append(ConfigError(f"{source}: {path}: {error.message}", fix, field=None, link=SCHEMA_LINK))
         out[-1].field = path
     return out
